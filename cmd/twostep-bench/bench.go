@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// opResult is what one operation produced.
+type opResult struct {
+	Op      string
+	Phase   string // the servers it ran on: "main" or "2fa" when the harness started them
+	Skipped string // set-up failed: why; nothing was timed
+	summary
+	// StoppedEarly says why timing ended before -d, if it did.
+	StoppedEarly string
+	Notes        []string
+}
+
+// measure runs step on every worker until d has passed (a request in flight then is finished and
+// counted), ctx ends, or a worker finds its pool empty. It returns the wall time from start until
+// the last worker stopped, and whether a pool ran out.
+func measure(ctx context.Context, workers []*worker, d time.Duration, step stepFunc) (elapsed time.Duration, exhausted bool) {
+	var (
+		stop atomic.Bool
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for _, w := range workers {
+		w.n = 0
+		wg.Go(func() {
+			for !stop.Load() && ctx.Err() == nil && time.Now().Before(deadline) {
+				status, lat, more := step(ctx, w)
+				if !more {
+					stop.Store(true)
+					return
+				}
+				w.rec.add(status, lat)
+				w.n++
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), stop.Load()
+}
+
+// runOp sets up op, warms it up and times it.
+func (b *bench) runOp(ctx context.Context, phase, op string) opResult {
+	res := opResult{Op: op, Phase: phase}
+	b.logger.Info("preparing", "op", op)
+	p, err := b.prepare(ctx, op)
+	if err != nil {
+		res.Skipped = fmt.Sprintf("set-up failed: %v", err)
+		b.logger.Error("set-up failed", "op", op, "err", err)
+		return res
+	}
+	for _, w := range b.workers {
+		w.err = nil
+		w.rec.reset()
+	}
+	if b.cfg.warmup > 0 && !p.pooled {
+		b.logger.Info("warming up", "op", op, "for", b.cfg.warmup)
+		measure(ctx, b.workers, b.cfg.warmup, p.step)
+		for _, w := range b.workers {
+			w.rec.reset()
+		}
+	}
+	if p.pooled && b.cfg.warmup > 0 {
+		res.Notes = append(res.Notes, "no warm-up: it would use up single-use codes; the set-up requests warmed the connections")
+	}
+	if p.beforeTiming != nil {
+		if err := p.beforeTiming(ctx); err != nil {
+			res.Skipped = err.Error()
+			return res
+		}
+	}
+	b.logger.Info("timing", "op", op, "for", b.cfg.duration, "clients", len(b.workers))
+	elapsed, exhausted := measure(ctx, b.workers, b.cfg.duration, p.step)
+	if p.after != nil {
+		p.after()
+	}
+	recs := make([]*recorder, len(b.workers))
+	for i, w := range b.workers {
+		recs[i] = w.rec
+	}
+	res.summary = summarize(recs, elapsed)
+	switch {
+	case exhausted:
+		res.StoppedEarly = fmt.Sprintf("stopped after %v: %s", elapsed.Round(time.Millisecond), p.exhausted)
+	case ctx.Err() != nil:
+		res.StoppedEarly = fmt.Sprintf("stopped after %v: interrupted", elapsed.Round(time.Millisecond))
+	}
+	res.Notes = append(res.Notes, p.notes...)
+	for _, w := range b.workers {
+		if w.err != nil {
+			res.Notes = append(res.Notes, fmt.Sprintf("first transport error: %v", w.err))
+			break
+		}
+	}
+	b.logger.Info("done", "op", op, "requests", res.Requests, "errors", res.Errors,
+		"per_s", fmt.Sprintf("%.1f", res.PerSec), "p99", res.P99)
+	return res
+}

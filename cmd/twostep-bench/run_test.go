@@ -1,0 +1,128 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// runReport runs the harness with args and decodes its -json output.
+func runReport(t *testing.T, args ...string) (map[string]any, string) {
+	t.Helper()
+	var stdout, stderr strings.Builder
+	err := run(t.Context(), append([]string{"twostep-bench", "-json"}, args...), os.Getenv, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("run: %v\nstderr:\n%s", err, stderr.String())
+	}
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(stdout.String()), &rep); err != nil {
+		t.Fatalf("run -json printed no JSON document: %v\n%s", err, stdout.String())
+	}
+	return rep, stderr.String()
+}
+
+// ops returns the report's operations by name.
+func opsOf(t *testing.T, rep map[string]any) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	list, _ := rep["operations"].([]any)
+	for _, o := range list {
+		m := o.(map[string]any)
+		out[m["op"].(string)] = m
+	}
+	return out
+}
+
+func TestRunAgainstURLs(t *testing.T) {
+	fake := newFakeServer(time.Second)
+	// Two targets: requests round-robin across them (one fake behind both, since they share
+	// state as instances sharing a database would).
+	a, b := httptest.NewServer(fake.handler()), httptest.NewServer(fake.handler())
+	defer a.Close()
+	defer b.Close()
+
+	rep, text := runReport(t, "-url", a.URL+","+b.URL, "-c", "4", "-d", "300ms", "-warmup", "100ms",
+		"-users", "8", "-totp-users", "12",
+		"-ops", "register,login,renew,get-user,jwks,totp-verify,login-totp,recover")
+
+	t.Log("\n" + text)
+	ops := opsOf(t, rep)
+	for _, name := range knownOps {
+		o := ops[name]
+		if o == nil {
+			t.Errorf("report has no %s", name)
+			continue
+		}
+		if s, _ := o["skipped"].(string); s != "" {
+			t.Errorf("%s skipped: %s", name, s)
+			continue
+		}
+		if n := o["requests"].(float64); n < 1 {
+			t.Errorf("%s: %v requests, want some", name, n)
+		}
+		// The fake refuses every replayed code, reused token and unknown account: an error here
+		// is a harness bug.
+		if e := o["errors"].(float64); e != 0 {
+			t.Errorf("%s: %v errors %v, want none", name, e, o["errors_by_status"])
+		}
+	}
+	// 12 users, a 1-second step: at most 12 TOTP verifications per step, so the pool runs out.
+	if s, _ := ops["totp-verify"]["stopped_early"].(string); !strings.Contains(s, "pool ran out") {
+		t.Errorf("totp-verify stopped_early = %q, want the pool to run out", s)
+	}
+	if n := ops["totp-verify"]["requests"].(float64); n > 24 {
+		t.Errorf("totp-verify made %v requests, more than 12 users × 2 steps", n)
+	}
+	if got := fake.refusals(); len(got) > 0 {
+		t.Errorf("the fake server refused requests: %v", got)
+	}
+	bounds, _ := rep["hash_bounds"].([]any)
+	if len(bounds) != 3 { // register, login, login-totp
+		t.Errorf("hash_bounds has %d entries, want 3: %v", len(bounds), bounds)
+	}
+	for _, want := range []string{"operation", "requests", "p99", "totp-verify", "password-hash bound", "% of bound"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestRunStartsServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, text := runReport(t, "-server", exe, "-env", fakeServerEnv+"=1", "-c", "2", "-d", "200ms", "-warmup", "0",
+		"-users", "4", "-totp-users", "6", "-ops", "login,jwks,totp-verify")
+
+	t.Log("\n" + text)
+	ops := opsOf(t, rep)
+	for _, name := range []string{"login", "jwks", "totp-verify"} {
+		if o := ops[name]; o == nil || o["requests"].(float64) < 1 || o["errors"].(float64) != 0 {
+			t.Errorf("%s: %v, want requests and no errors", name, o)
+		}
+	}
+	if ops["login"]["phase"] != "main" || ops["totp-verify"]["phase"] != "2fa" {
+		t.Errorf("phases: login %v, totp-verify %v, want main and 2fa", ops["login"]["phase"], ops["totp-verify"]["phase"])
+	}
+	servers, _ := rep["servers"].([]any)
+	if len(servers) != 2 {
+		t.Fatalf("report lists %d servers, want one per phase: %v", len(servers), servers)
+	}
+	for _, s := range servers {
+		if kib := s.(map[string]any)["peak_rss_kib"].(float64); kib <= 0 {
+			t.Errorf("server %v: no peak RSS", s)
+		}
+	}
+	for _, want := range []string{"TWOSTEP_LOGIN_IP_LIMIT=0", "per-IP login ceiling is off", "cheap password hashing", "server peak RSS"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package auth
+
+import (
+	"context"
+	"time"
+)
+
+// Store is what auth needs from storage. Every method of Tx may be called on
+// the Store directly (each call its own transaction), or inside WithTx, where
+// all calls commit or roll back together.
+type Store interface {
+	Tx
+	// WithTx runs fn in one transaction. It commits when fn returns nil and
+	// rolls back otherwise, returning fn's error.
+	WithTx(ctx context.Context, fn func(tx Tx) error) error
+}
+
+// Tx is the set of storage operations, split by concern.
+type Tx interface {
+	userStore
+	sessionStore
+	challengeStore
+	factorStore
+	backupCodeStore
+	auditStore
+	counterStore
+}
+
+type userStore interface {
+	// CreateUser inserts u. A taken email or username is ErrConflict.
+	CreateUser(ctx context.Context, u User) error
+	// UserByID returns ErrNotFound when there is no such user.
+	UserByID(ctx context.Context, id string) (User, error)
+	// UserByEmail and UserByUsername look up by the lower-case value.
+	UserByEmail(ctx context.Context, email string) (User, error)
+	UserByUsername(ctx context.Context, username string) (User, error)
+	// UpdatePasswordHash replaces the stored hash (rehash on login).
+	UpdatePasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+}
+
+type sessionStore interface {
+	CreateSession(ctx context.Context, s Session) error
+	// SessionWithUser returns the session and its user in one read;
+	// ErrNotFound when the session does not exist.
+	SessionWithUser(ctx context.Context, sessionID string) (Session, User, error)
+	// MarkSecondFactor records that the session passed a second factor at
+	// at and sets its amr.
+	MarkSecondFactor(ctx context.Context, sessionID string, at time.Time, amr []string) error
+	// RevokeSession sets revoked_at unless already set; it reports whether
+	// it changed the row.
+	RevokeSession(ctx context.Context, sessionID string, at time.Time) (bool, error)
+	// RevokeUserSessions revokes every active session of the user except
+	// exceptID (may be empty) and returns how many it revoked.
+	RevokeUserSessions(ctx context.Context, userID, exceptID string, at time.Time) (int, error)
+	// ExtendSession sets expires_at.
+	ExtendSession(ctx context.Context, sessionID string, expiresAt time.Time) error
+
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RefreshTokenByHash returns ErrNotFound for an unknown hash.
+	RefreshTokenByHash(ctx context.Context, hash []byte) (RefreshToken, error)
+	// DeleteRefreshTokens deletes every refresh token of the session (a
+	// step-up hands out a new pair; the old token then simply stops
+	// working).
+	DeleteRefreshTokens(ctx context.Context, sessionID string) error
+	// UseRefreshToken sets used_at only if it is unset and reports whether
+	// it did (false: already used, possibly by a concurrent request).
+	UseRefreshToken(ctx context.Context, hash []byte, at time.Time) (bool, error)
+}
+
+type challengeStore interface {
+	CreateChallenge(ctx context.Context, c Challenge) error
+	// ChallengeByHash returns ErrNotFound for an unknown hash.
+	ChallengeByHash(ctx context.Context, hash []byte) (Challenge, error)
+	// ReserveChallengeAttempt adds one to attempts if the challenge is
+	// unused, unexpired at now and has fewer than max attempts; it reports
+	// whether it did.
+	ReserveChallengeAttempt(ctx context.Context, hash []byte, max int, now time.Time) (bool, error)
+	// ConsumeChallenge sets used_at if unset and reports whether it did.
+	ConsumeChallenge(ctx context.Context, hash []byte, at time.Time) (bool, error)
+}
+
+type factorStore interface {
+	CreateFactor(ctx context.Context, f Factor) error
+	// FactorsByUser returns the user's factors, confirmed or pending, oldest
+	// first.
+	FactorsByUser(ctx context.Context, userID string) ([]Factor, error)
+	ConfirmFactor(ctx context.Context, factorID string, at time.Time) error
+	// AdvanceFactorStep sets last_step = step and last_used_at = at only if
+	// step > last_step, and reports whether it did. This is what makes a
+	// TOTP time step single use.
+	AdvanceFactorStep(ctx context.Context, factorID string, step int64, at time.Time) (bool, error)
+	DeleteFactor(ctx context.Context, factorID string) error
+	DeleteUserFactors(ctx context.Context, userID string) error
+}
+
+type backupCodeStore interface {
+	// ReplaceBackupCodes deletes the user's codes and stores hashes.
+	ReplaceBackupCodes(ctx context.Context, userID string, hashes [][]byte, at time.Time) error
+	// UseBackupCode marks the user's unused code with this hash used and
+	// reports whether it did.
+	UseBackupCode(ctx context.Context, userID string, hash []byte, at time.Time) (bool, error)
+	// CountBackupCodes counts the user's unused codes.
+	CountBackupCodes(ctx context.Context, userID string) (int, error)
+}
+
+type auditStore interface {
+	AppendAudit(ctx context.Context, e AuditEvent) error
+}
+
+// counterStore holds short-lived counters: login throttling, second-factor
+// lockout and per-IP windows.
+type counterStore interface {
+	// ReserveAttempt atomically reads the counter for key, asks policy
+	// whether an attempt may go ahead, and if so counts it (failures+1,
+	// last_at=now), so that concurrent attempts can never exceed the
+	// policy. It returns policy's wait when the attempt is refused.
+	ReserveAttempt(ctx context.Context, key string, now time.Time, policy AttemptPolicy) (time.Duration, error)
+	// ResetAttempts clears the counter for key.
+	ResetAttempts(ctx context.Context, key string) error
+	// AttemptState reads the counter for key (zero state when absent).
+	AttemptState(ctx context.Context, key string) (AttemptState, error)
+	// HitWindow adds one to the counter for key in the fixed window that
+	// starts at window and returns the new count.
+	HitWindow(ctx context.Context, key string, window time.Time) (int64, error)
+}

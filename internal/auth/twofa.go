@@ -1,0 +1,350 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twostep-auth/twostep/internal/backupcode"
+	"github.com/twostep-auth/twostep/internal/totp"
+)
+
+// totpOptions are the parameters every authenticator app understands.
+var totpOptions = totp.Options{Period: 30 * time.Second, Digits: 6, Algorithm: totp.SHA1}
+
+const (
+	totpSkew          = 1 // steps either side
+	backupCodeCount   = 10
+	backupCodesLow    = 3
+	defaultAuthLabel  = "Authenticator"
+	lockKeyPrefix     = "2fa:user:"
+	enrolKeyPrefix    = "enrol:user:"
+	maxCodeInputBytes = 64
+)
+
+// errReplay means a correct code whose time step (or backup code) was
+// already used. It is reported to clients as ErrInvalidCode.
+var errReplay = errors.New("code already used")
+
+// loginMethods lists the second-factor methods the user really has, in the
+// order the login answer shows them.
+func (s *Service) loginMethods(ctx context.Context, userID string, factors []Factor) []string {
+	var methods []string
+	seen := map[string]bool{}
+	for _, f := range factors {
+		if !f.Confirmed() || seen[f.Method] {
+			continue
+		}
+		seen[f.Method] = true
+		methods = append(methods, f.Method)
+		if f.Method == MethodSMS {
+			methods = append(methods, MethodCall)
+		}
+	}
+	if len(methods) == 0 {
+		return nil
+	}
+	if n, err := s.store.CountBackupCodes(ctx, userID); err == nil && n > 0 {
+		methods = append(methods, MethodBackup)
+	}
+	return methods
+}
+
+func confirmed(factors []Factor) []Factor {
+	var out []Factor
+	for _, f := range factors {
+		if f.Confirmed() {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (s *Service) newChallenge(ctx context.Context, u User, amr, methods []string, meta RequestMeta) (ChallengeResult, error) {
+	raw, hash, err := s.opaque(32)
+	if err != nil {
+		return ChallengeResult{}, err
+	}
+	now := s.clock()
+	c := Challenge{
+		Hash: hash, UserID: u.ID, CreatedAt: now, ExpiresAt: now.Add(s.cfg.ChallengeTTL),
+		AMR: amr, IP: meta.IP, UserAgent: truncate(meta.UserAgent, 512),
+	}
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		if err := tx.CreateChallenge(ctx, c); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr, "second_factor": "required"}))
+	})
+	if err != nil {
+		return ChallengeResult{}, fmt.Errorf("create challenge: %w", err)
+	}
+	return ChallengeResult{Token: raw, Methods: methods, ExpiresIn: int(s.cfg.ChallengeTTL / time.Second)}, nil
+}
+
+// liveChallenge loads the challenge for a raw token: ErrUnauthorized when
+// there is none, ErrChallengeExpired when it is used, expired or out of
+// attempts.
+func (s *Service) liveChallenge(ctx context.Context, raw string) (Challenge, User, error) {
+	if raw == "" || len(raw) > 256 {
+		return Challenge{}, User{}, ErrUnauthorized
+	}
+	c, err := s.store.ChallengeByHash(ctx, hashToken(raw))
+	if errors.Is(err, ErrNotFound) {
+		return Challenge{}, User{}, fmt.Errorf("challenge: %w", ErrUnauthorized)
+	}
+	if err != nil {
+		return Challenge{}, User{}, fmt.Errorf("load challenge: %w", err)
+	}
+	if c.UsedAt != nil || !s.clock().Before(c.ExpiresAt) || c.Attempts >= s.cfg.ChallengeMaxAttempts {
+		return Challenge{}, User{}, ErrChallengeExpired
+	}
+	u, err := s.store.UserByID(ctx, c.UserID)
+	if err != nil {
+		return Challenge{}, User{}, fmt.Errorf("challenge user: %w", err)
+	}
+	if u.Disabled {
+		return Challenge{}, User{}, ErrChallengeExpired
+	}
+	return c, u, nil
+}
+
+// AuthorizeResult answers /twoFa/authorize.
+type AuthorizeResult struct {
+	Method     string
+	Message    string
+	To         string        // masked phone, for sms and call
+	RetryAfter time.Duration // resend cooldown, for sms and call
+}
+
+// Authorize prepares the second step of a challenge for method (default:
+// the user's first method). For an authenticator there is nothing to send.
+func (s *Service) Authorize(ctx context.Context, challengeToken, method string, meta RequestMeta) (AuthorizeResult, error) {
+	_, u, err := s.liveChallenge(ctx, challengeToken)
+	if err != nil {
+		return AuthorizeResult{}, err
+	}
+	factors, err := s.store.FactorsByUser(ctx, u.ID)
+	if err != nil {
+		return AuthorizeResult{}, fmt.Errorf("authorize: %w", err)
+	}
+	factors = confirmed(factors)
+	if method == "" && len(factors) > 0 {
+		method = factors[0].Method
+	}
+	switch method {
+	case MethodAuthenticator:
+		if !hasMethod(factors, MethodAuthenticator) {
+			return AuthorizeResult{}, invalid("method", "is not set up for this account")
+		}
+		return AuthorizeResult{Method: method, Message: "Check your authenticator app for the code"}, nil
+	case MethodSMS, MethodCall:
+		return AuthorizeResult{}, invalid("method", "is not set up for this account")
+	default:
+		return AuthorizeResult{}, invalid("method", "must be one of authenticator, sms, call")
+	}
+}
+
+func hasMethod(factors []Factor, method string) bool {
+	for _, f := range factors {
+		if f.Method == method {
+			return true
+		}
+	}
+	return false
+}
+
+// match is a code that proved a factor; consume makes it single use inside
+// the caller's transaction.
+type match struct {
+	method  string
+	amr     string
+	consume func(ctx context.Context, tx Tx, at time.Time) error
+}
+
+// matchCode checks code against the user's confirmed factors for method
+// ("" means the user's default method; MethodBackup means a backup code).
+// It returns ErrInvalidCode when nothing matched and a *ValidationError
+// when method names nothing the user has.
+func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, method, code string) (match, error) {
+	if len(code) > maxCodeInputBytes {
+		return match{}, ErrInvalidCode
+	}
+	if method == "" {
+		if len(factors) == 0 {
+			return match{}, ErrInvalidCode
+		}
+		method = factors[0].Method
+	}
+	switch method {
+	case MethodAuthenticator:
+		if !hasMethod(factors, MethodAuthenticator) {
+			return match{}, invalid("method", "is not set up for this account")
+		}
+		norm, ok := totp.Normalize(code)
+		if !ok {
+			return match{}, ErrInvalidCode
+		}
+		now := s.clock()
+		var found *Factor
+		var step int64
+		// Every authenticator is checked, whether or not an earlier one
+		// matched, so the time taken says nothing about which did.
+		for i := range factors {
+			f := factors[i]
+			if f.Method != MethodAuthenticator {
+				continue
+			}
+			secret, err := s.openSecret(f)
+			if err != nil {
+				return match{}, err
+			}
+			if st, ok := totp.Verify(secret, norm, now, totpSkew, totpOptions); ok && found == nil {
+				found, step = &f, st
+			}
+		}
+		if found == nil {
+			return match{}, ErrInvalidCode
+		}
+		if step <= found.LastStep {
+			return match{}, errReplay
+		}
+		id := found.ID
+		return match{method: MethodAuthenticator, amr: AMROTP, consume: func(ctx context.Context, tx Tx, at time.Time) error {
+			ok, err := tx.AdvanceFactorStep(ctx, id, step, at)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return errReplay
+			}
+			return nil
+		}}, nil
+	case MethodBackup:
+		norm, err := backupcode.Normalize(code)
+		if err != nil {
+			return match{}, ErrInvalidCode
+		}
+		hash := s.backup.Hash(norm)
+		return match{method: MethodBackup, amr: AMROTP, consume: func(ctx context.Context, tx Tx, at time.Time) error {
+			ok, err := tx.UseBackupCode(ctx, u.ID, hash, at)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return ErrInvalidCode
+			}
+			return nil
+		}}, nil
+	case MethodSMS, MethodCall:
+		return match{}, invalid("method", "is not set up for this account")
+	default:
+		return match{}, invalid("method", "must be one of authenticator, sms, call")
+	}
+}
+
+func (s *Service) openSecret(f Factor) ([]byte, error) {
+	secret, err := s.sealer.Open(f.SealedSecret, []byte("factor:"+f.ID))
+	if err != nil {
+		return nil, fmt.Errorf("open factor %s secret: %w", f.ID, err)
+	}
+	return secret, nil
+}
+
+// lockPolicy locks the second factor for LockoutDuration once
+// LockoutThreshold wrong codes came in a row; when the lock ends the count
+// starts again.
+func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, bool) {
+	if st.Failures < s.cfg.LockoutThreshold {
+		return 0, false
+	}
+	until := st.LastAt.Add(s.cfg.LockoutDuration)
+	if now.Before(until) {
+		return until.Sub(now), false
+	}
+	return 0, true
+}
+
+// checkCode runs one second-factor attempt for u under the account lockout:
+// it counts the attempt before checking, and on success runs consume and
+// then onSuccess in one transaction and clears the count. Wrong codes
+// answer ErrInvalidCode, the one that reaches the threshold a
+// *RateLimitError.
+func (s *Service) checkCode(ctx context.Context, u User, method, code string, meta RequestMeta, onSuccess func(tx Tx, m match, at time.Time) error) (match, error) {
+	if err := checkMethodName(method, true); err != nil {
+		return match{}, err
+	}
+	now := s.clock()
+	key := lockKeyPrefix + u.ID
+	wait, err := s.store.ReserveAttempt(ctx, key, now, s.lockPolicy)
+	if err != nil {
+		return match{}, fmt.Errorf("reserve second-factor attempt: %w", err)
+	}
+	if wait > 0 {
+		return match{}, &RateLimitError{RetryAfter: wait, Reason: "second factor locked after too many wrong codes"}
+	}
+	factors, err := s.store.FactorsByUser(ctx, u.ID)
+	if err != nil {
+		return match{}, fmt.Errorf("load factors: %w", err)
+	}
+	m, err := s.matchCode(ctx, u, confirmed(factors), method, code)
+	if err == nil {
+		err = s.store.WithTx(ctx, func(tx Tx) error {
+			if err := m.consume(ctx, tx, now); err != nil {
+				return err
+			}
+			return onSuccess(tx, m, now)
+		})
+	}
+	var verr *ValidationError
+	if errors.As(err, &verr) {
+		// A method the user does not have: bad input, and still counted as
+		// the guess it carried.
+		return match{}, err
+	}
+	if errors.Is(err, ErrInvalidCode) || errors.Is(err, errReplay) {
+		return match{}, s.codeFailed(ctx, u, method, meta, err)
+	}
+	if err != nil {
+		return match{}, err
+	}
+	if err := s.store.ResetAttempts(ctx, key); err != nil {
+		s.logger.ErrorContext(ctx, "reset second-factor attempts", "user_id", u.ID, "err", err)
+	}
+	return m, nil
+}
+
+// codeFailed records a wrong second-factor code and turns the one that
+// reaches the lockout threshold into a lock.
+func (s *Service) codeFailed(ctx context.Context, u User, method string, meta RequestMeta, cause error) error {
+	reason := "wrong_code"
+	if errors.Is(cause, errReplay) {
+		reason = "code_reused"
+	}
+	s.audit(ctx, s.event(EventVerifyFailed, u.ID, meta, map[string]any{"method": method, "reason": reason}))
+	s.logger.WarnContext(ctx, "second factor failed", "event", "twofa_failed", "user_id", u.ID, "reason", reason)
+	st, err := s.store.AttemptState(ctx, lockKeyPrefix+u.ID)
+	if err != nil {
+		return fmt.Errorf("read second-factor attempts: %w", err)
+	}
+	if st.Failures >= s.cfg.LockoutThreshold {
+		s.audit(ctx, s.event(EventTwoFaLocked, u.ID, meta, map[string]any{"until": st.LastAt.Add(s.cfg.LockoutDuration).Format(time.RFC3339)}))
+		return &RateLimitError{RetryAfter: st.LastAt.Add(s.cfg.LockoutDuration).Sub(s.clock()), Reason: "second factor locked after too many wrong codes"}
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidCode, cause)
+}
+
+// checkMethodName refuses a method that is not one of the contract's names
+// before anything is counted.
+func checkMethodName(method string, allowBackup bool) error {
+	switch method {
+	case "", MethodAuthenticator, MethodSMS, MethodCall:
+		return nil
+	case MethodBackup:
+		if allowBackup {
+			return nil
+		}
+	}
+	return invalid("method", "must be one of authenticator, sms, call")
+}

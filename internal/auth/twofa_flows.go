@@ -1,0 +1,535 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/twostep-auth/twostep/internal/backupcode"
+	"github.com/twostep-auth/twostep/internal/totp"
+)
+
+// MethodInfo describes one confirmed second factor.
+type MethodInfo struct {
+	ID         string
+	Method     string
+	Label      string
+	To         string // masked phone for sms
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// TwoFaStatus answers GET /twoFa.
+type TwoFaStatus struct {
+	Enabled              bool
+	Methods              []MethodInfo
+	BackupCodesRemaining int
+	SudoUntil            *time.Time
+	Warning              string
+}
+
+// TwoFaStatus reports the caller's second factors.
+func (s *Service) TwoFaStatus(ctx context.Context, p Principal) (TwoFaStatus, error) {
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return TwoFaStatus{}, fmt.Errorf("twofa status: %w", err)
+	}
+	conf := confirmed(factors)
+	st := TwoFaStatus{Enabled: len(conf) > 0, Methods: []MethodInfo{}}
+	for _, f := range conf {
+		st.Methods = append(st.Methods, MethodInfo{ID: f.ID, Method: f.Method, Label: f.Label, To: MaskPhone(f.Phone), CreatedAt: f.CreatedAt, LastUsedAt: f.LastUsedAt})
+	}
+	if st.Enabled {
+		n, err := s.store.CountBackupCodes(ctx, p.User.ID)
+		if err != nil {
+			return TwoFaStatus{}, fmt.Errorf("twofa status: %w", err)
+		}
+		st.BackupCodesRemaining = n
+		if n <= backupCodesLow {
+			st.Warning = fmt.Sprintf("Only %d backup codes left: generate a new set", n)
+		}
+	}
+	if until := s.sudoUntil(p.Session, st.Enabled); until.After(s.clock()) {
+		st.SudoUntil = &until
+	}
+	return st, nil
+}
+
+// sudoUntil is when the session's sudo mode ends: SudoTTL after it last
+// passed a second factor, or, for a user without one, after its password
+// step.
+func (s *Service) sudoUntil(sess Session, hasSecondFactor bool) time.Time {
+	if hasSecondFactor {
+		if sess.SecondFactorAt == nil {
+			return time.Time{}
+		}
+		return sess.SecondFactorAt.Add(s.cfg.SudoTTL)
+	}
+	return sess.AuthAt.Add(s.cfg.SudoTTL)
+}
+
+// requireSudo lets the action go ahead when the session is in sudo mode,
+// or when code is a valid current second-factor code (which then renews
+// sudo). Otherwise ErrSudoRequired.
+func (s *Service) requireSudo(ctx context.Context, p Principal, conf []Factor, code string, meta RequestMeta) error {
+	if s.sudoUntil(p.Session, len(conf) > 0).After(s.clock()) {
+		return nil
+	}
+	if code == "" || len(conf) == 0 {
+		return ErrSudoRequired
+	}
+	_, err := s.checkCode(ctx, p.User, codeMethod(conf, code), code, meta, func(tx Tx, m match, at time.Time) error {
+		return tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr))
+	})
+	return err
+}
+
+// codeMethod guesses which kind of code a sudo prompt got: six digits are
+// an authenticator (or SMS) code, anything longer a backup code.
+func codeMethod(conf []Factor, code string) string {
+	digits := strings.ReplaceAll(code, " ", "")
+	if len(digits) > 8 {
+		return MethodBackup
+	}
+	if hasMethod(conf, MethodAuthenticator) {
+		return MethodAuthenticator
+	}
+	return ""
+}
+
+func addAMR(amr []string, m string) []string {
+	out := append([]string(nil), amr...)
+	for _, a := range out {
+		if a == m {
+			return out
+		}
+	}
+	return append(out, m)
+}
+
+// Enrollment is a pending authenticator: the secret is shown once, here.
+type Enrollment struct {
+	FactorID   string
+	Secret     string // base32, no padding
+	OTPAuthURL string
+	QRCode     string // data:image/png;base64,…
+}
+
+// EnableAuthenticator starts enrolling an authenticator app. Once 2FA is on
+// it needs sudo (or code). The factor stays pending, and any factor it
+// replaces keeps working, until ConfirmEnrollment.
+func (s *Service) EnableAuthenticator(ctx context.Context, p Principal, label, code string, meta RequestMeta) (Enrollment, error) {
+	label, err := cleanLabel(label)
+	if err != nil {
+		return Enrollment{}, err
+	}
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("enable authenticator: %w", err)
+	}
+	if conf := confirmed(factors); len(conf) > 0 {
+		if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
+			return Enrollment{}, err
+		}
+	}
+	secret, err := totp.NewSecret(s.rand)
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("enable authenticator: %w", err)
+	}
+	f := Factor{ID: s.newID(), UserID: p.User.ID, Method: MethodAuthenticator, Label: label, CreatedAt: s.clock()}
+	f.SealedSecret, err = s.sealer.Seal(secret, []byte("factor:"+f.ID))
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("seal totp secret: %w", err)
+	}
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		// One pending authenticator at a time: a new start replaces an
+		// unfinished one.
+		for _, old := range factors {
+			if !old.Confirmed() && old.Method == MethodAuthenticator {
+				if err := tx.DeleteFactor(ctx, old.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.CreateFactor(ctx, f)
+	})
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("enable authenticator: %w", err)
+	}
+	account := p.User.Email
+	if account == "" {
+		account = p.User.Username
+	}
+	uri := totp.KeyURI(s.cfg.Issuer, account, secret)
+	png, err := totp.QRCodePNG(uri, 256)
+	if err != nil {
+		return Enrollment{}, fmt.Errorf("qr code: %w", err)
+	}
+	return Enrollment{FactorID: f.ID, Secret: totp.Encode(secret), OTPAuthURL: uri, QRCode: totp.DataURI(png)}, nil
+}
+
+func cleanLabel(label string) (string, error) {
+	label = strings.TrimSpace(label)
+	if label == "" {
+		return defaultAuthLabel, nil
+	}
+	if !utf8.ValidString(label) || utf8.RuneCountInString(label) > 64 {
+		return "", invalid("label", "must be at most 64 characters")
+	}
+	for _, r := range label {
+		if !unicode.IsPrint(r) {
+			return "", invalid("label", "must be printable text")
+		}
+	}
+	return label, nil
+}
+
+// ConfirmResult answers a successful /twoFa/enable/verify.
+type ConfirmResult struct {
+	Method      string
+	BackupCodes []string // only when this turned 2FA on
+}
+
+// ConfirmEnrollment confirms the pending factor with a code for it. The
+// code's time step is used up. The first factor turns 2FA on and comes with
+// backup codes; a factor with the label of an existing one replaces it. The
+// calling session passes a second factor; the user's other sessions are
+// revoked.
+func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, code string, meta RequestMeta) (ConfirmResult, error) {
+	if method != "" && method != MethodAuthenticator && method != MethodSMS {
+		return ConfirmResult{}, invalid("method", "must be authenticator or sms")
+	}
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return ConfirmResult{}, fmt.Errorf("confirm enrolment: %w", err)
+	}
+	var pending *Factor
+	for i := len(factors) - 1; i >= 0; i-- {
+		if !factors[i].Confirmed() && (method == "" || factors[i].Method == method) {
+			pending = &factors[i]
+			break
+		}
+	}
+	if pending == nil {
+		return ConfirmResult{}, invalid("method", "no enrolment is in progress: call /twoFa/enable first")
+	}
+	if pending.Method != MethodAuthenticator {
+		return ConfirmResult{}, invalid("method", "is not available")
+	}
+	now := s.clock()
+	key := enrolKeyPrefix + p.User.ID
+	wait, err := s.store.ReserveAttempt(ctx, key, now, s.lockPolicy)
+	if err != nil {
+		return ConfirmResult{}, fmt.Errorf("confirm enrolment: %w", err)
+	}
+	if wait > 0 {
+		return ConfirmResult{}, &RateLimitError{RetryAfter: wait, Reason: "too many wrong codes"}
+	}
+	secret, err := s.openSecret(*pending)
+	if err != nil {
+		return ConfirmResult{}, err
+	}
+	norm, ok := totp.Normalize(code)
+	var step int64
+	if ok && len(code) <= maxCodeInputBytes {
+		step, ok = totp.Verify(secret, norm, now, totpSkew, totpOptions)
+	}
+	if !ok {
+		s.audit(ctx, s.event(EventVerifyFailed, p.User.ID, meta, map[string]any{"method": pending.Method, "purpose": "enrolment"}))
+		st, err := s.store.AttemptState(ctx, key)
+		if err == nil && st.Failures >= s.cfg.LockoutThreshold {
+			return ConfirmResult{}, &RateLimitError{RetryAfter: s.cfg.LockoutDuration, Reason: "too many wrong codes"}
+		}
+		return ConfirmResult{}, ErrInvalidCode
+	}
+
+	conf := confirmed(factors)
+	turnsOn := len(conf) == 0
+	var codes []string
+	var hashes [][]byte
+	if turnsOn {
+		codes, hashes, err = s.newBackupCodes()
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+	}
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		ok, err := tx.AdvanceFactorStep(ctx, pending.ID, step, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrInvalidCode
+		}
+		if err := tx.ConfirmFactor(ctx, pending.ID, now); err != nil {
+			return err
+		}
+		var replaced []string
+		for _, old := range conf {
+			if old.Method == pending.Method && old.Label == pending.Label {
+				if err := tx.DeleteFactor(ctx, old.ID); err != nil {
+					return err
+				}
+				replaced = append(replaced, old.ID)
+			}
+		}
+		if turnsOn {
+			if err := tx.ReplaceBackupCodes(ctx, p.User.ID, hashes, now); err != nil {
+				return err
+			}
+			if err := tx.AppendAudit(ctx, s.event(EventBackupGenerated, p.User.ID, meta, map[string]any{"count": len(hashes)})); err != nil {
+				return err
+			}
+		}
+		if err := tx.MarkSecondFactor(ctx, p.Session.ID, now, addAMR(p.Session.AMR, AMROTP)); err != nil {
+			return err
+		}
+		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.event(EventTwoFaEnabled, p.User.ID, meta, map[string]any{
+			"method": pending.Method, "factor_id": pending.ID, "label": pending.Label,
+			"replaced": replaced, "first_factor": turnsOn, "sessions_revoked": n,
+		}))
+	})
+	if errors.Is(err, ErrInvalidCode) {
+		return ConfirmResult{}, ErrInvalidCode
+	}
+	if err != nil {
+		return ConfirmResult{}, fmt.Errorf("confirm enrolment: %w", err)
+	}
+	if err := s.store.ResetAttempts(ctx, key); err != nil {
+		s.logger.ErrorContext(ctx, "reset enrolment attempts", "user_id", p.User.ID, "err", err)
+	}
+	return ConfirmResult{Method: pending.Method, BackupCodes: codes}, nil
+}
+
+func (s *Service) newBackupCodes() ([]string, [][]byte, error) {
+	codes, err := backupcode.Generate(s.rand, backupCodeCount)
+	if err != nil {
+		return nil, nil, fmt.Errorf("generate backup codes: %w", err)
+	}
+	hashes := make([][]byte, len(codes))
+	for i, c := range codes {
+		norm, err := backupcode.Normalize(c)
+		if err != nil {
+			return nil, nil, fmt.Errorf("normalize generated backup code: %w", err)
+		}
+		hashes[i] = s.backup.Hash(norm)
+	}
+	return codes, hashes, nil
+}
+
+// VerifyChallenge completes a login with a second-factor code: tokens for a
+// new session that has passed a second factor. The challenge dies on
+// success and after ChallengeMaxAttempts wrong codes.
+func (s *Service) VerifyChallenge(ctx context.Context, challengeToken, method, code string, meta RequestMeta) (Tokens, error) {
+	if err := checkMethodName(method, false); err != nil {
+		return Tokens{}, err
+	}
+	tokens, _, err := s.completeChallenge(ctx, challengeToken, method, code, meta)
+	return tokens, err
+}
+
+// RecoverResult answers /twoFa/recover.
+type RecoverResult struct {
+	Tokens    Tokens
+	Remaining int
+}
+
+// Recover completes a login with a backup code. Each code works once; the
+// user's other sessions are revoked.
+func (s *Service) Recover(ctx context.Context, challengeToken, code string, meta RequestMeta) (RecoverResult, error) {
+	tokens, remaining, err := s.completeChallenge(ctx, challengeToken, MethodBackup, code, meta)
+	return RecoverResult{Tokens: tokens, Remaining: remaining}, err
+}
+
+func (s *Service) completeChallenge(ctx context.Context, challengeToken, method, code string, meta RequestMeta) (Tokens, int, error) {
+	c, u, err := s.liveChallenge(ctx, challengeToken)
+	if err != nil {
+		return Tokens{}, 0, err
+	}
+	ok, err := s.store.ReserveChallengeAttempt(ctx, c.Hash, s.cfg.ChallengeMaxAttempts, s.clock())
+	if err != nil {
+		return Tokens{}, 0, fmt.Errorf("reserve challenge attempt: %w", err)
+	}
+	if !ok {
+		return Tokens{}, 0, ErrChallengeExpired
+	}
+	var tokens Tokens
+	remaining := -1
+	_, err = s.checkCode(ctx, u, method, code, meta, func(tx Tx, m match, at time.Time) error {
+		ok, err := tx.ConsumeChallenge(ctx, c.Hash, at)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrChallengeExpired
+		}
+		amr := addAMR(c.AMR, m.amr)
+		sess, t, err := s.createSession(ctx, tx, u, amr, &at, meta)
+		if err != nil {
+			return err
+		}
+		tokens = t
+		if m.method == MethodBackup {
+			if remaining, err = s.afterBackupUsed(ctx, tx, u.ID, sess.ID, at, meta); err != nil {
+				return err
+			}
+		}
+		if err := tx.AppendAudit(ctx, s.event(EventVerifySucceeded, u.ID, meta, map[string]any{"method": m.method})); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr}))
+	})
+	if err != nil {
+		return Tokens{}, 0, err
+	}
+	return tokens, remaining, nil
+}
+
+// afterBackupUsed records a used backup code: it revokes the user's
+// sessions other than keep and returns how many codes are left.
+func (s *Service) afterBackupUsed(ctx context.Context, tx Tx, userID, keep string, at time.Time, meta RequestMeta) (int, error) {
+	remaining, err := tx.CountBackupCodes(ctx, userID)
+	if err != nil {
+		return 0, err
+	}
+	n, err := tx.RevokeUserSessions(ctx, userID, keep, at)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.AppendAudit(ctx, s.event(EventBackupUsed, userID, meta, map[string]any{"remaining": remaining, "sessions_revoked": n})); err != nil {
+		return 0, err
+	}
+	return remaining, nil
+}
+
+// StepUp checks a second-factor code for a signed-in session: sudo is
+// renewed and a fresh token pair for the same session is returned (the
+// session's previous refresh token stops working).
+func (s *Service) StepUp(ctx context.Context, p Principal, method, code string, meta RequestMeta) (Tokens, int, error) {
+	if err := checkMethodName(method, true); err != nil {
+		return Tokens{}, 0, err
+	}
+	var tokens Tokens
+	remaining := -1
+	_, err := s.checkCode(ctx, p.User, method, code, meta, func(tx Tx, m match, at time.Time) error {
+		amr := addAMR(p.Session.AMR, m.amr)
+		if err := tx.MarkSecondFactor(ctx, p.Session.ID, at, amr); err != nil {
+			return err
+		}
+		if err := tx.DeleteRefreshTokens(ctx, p.Session.ID); err != nil {
+			return err
+		}
+		var err error
+		tokens, err = s.newPair(ctx, tx, p.Session.ID, p.User.ID, amr, p.Session.ExpiresAt, at)
+		if err != nil {
+			return err
+		}
+		if m.method == MethodBackup {
+			if remaining, err = s.afterBackupUsed(ctx, tx, p.User.ID, p.Session.ID, at, meta); err != nil {
+				return err
+			}
+		}
+		return tx.AppendAudit(ctx, s.event(EventVerifySucceeded, p.User.ID, meta, map[string]any{"method": m.method, "purpose": "sudo", "session_id": p.Session.ID}))
+	})
+	return tokens, remaining, err
+}
+
+// GenerateBackupCodes replaces the user's backup codes (sudo). The old set
+// stops working at once; the user's other sessions are revoked.
+func (s *Service) GenerateBackupCodes(ctx context.Context, p Principal, code string, meta RequestMeta) ([]string, error) {
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return nil, fmt.Errorf("backup codes: %w", err)
+	}
+	conf := confirmed(factors)
+	if len(conf) == 0 {
+		return nil, fmt.Errorf("backup codes: %w: turn on two-factor authentication first", ErrConflict)
+	}
+	if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
+		return nil, err
+	}
+	codes, hashes, err := s.newBackupCodes()
+	if err != nil {
+		return nil, err
+	}
+	now := s.clock()
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		if err := tx.ReplaceBackupCodes(ctx, p.User.ID, hashes, now); err != nil {
+			return err
+		}
+		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.event(EventBackupGenerated, p.User.ID, meta, map[string]any{"count": len(hashes), "sessions_revoked": n}))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("backup codes: %w", err)
+	}
+	return codes, nil
+}
+
+// Disable removes the user's factors of method, or all of them when method
+// is empty (sudo). Removing the last factor turns 2FA off and deletes the
+// backup codes. The user's other sessions are revoked. It returns whether
+// 2FA is now off.
+func (s *Service) Disable(ctx context.Context, p Principal, method, code string, meta RequestMeta) (bool, error) {
+	if method != "" && method != MethodAuthenticator && method != MethodSMS {
+		return false, invalid("method", "must be authenticator or sms")
+	}
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return false, fmt.Errorf("disable: %w", err)
+	}
+	conf := confirmed(factors)
+	if len(conf) == 0 {
+		return false, fmt.Errorf("disable: %w: two-factor authentication is not on", ErrConflict)
+	}
+	if method != "" && !hasMethod(conf, method) {
+		return false, invalid("method", "is not set up for this account")
+	}
+	if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
+		return false, err
+	}
+	now := s.clock()
+	off := true
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		var removed []string
+		for _, f := range factors {
+			if method == "" || f.Method == method {
+				if err := tx.DeleteFactor(ctx, f.ID); err != nil {
+					return err
+				}
+				if f.Confirmed() {
+					removed = append(removed, f.ID)
+				}
+			} else if f.Confirmed() {
+				off = false
+			}
+		}
+		if off {
+			if err := tx.ReplaceBackupCodes(ctx, p.User.ID, nil, now); err != nil {
+				return err
+			}
+		}
+		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.event(EventTwoFaDisabled, p.User.ID, meta, map[string]any{
+			"method": method, "removed": removed, "twofa_off": off, "sessions_revoked": n,
+		}))
+	})
+	if err != nil {
+		return false, fmt.Errorf("disable: %w", err)
+	}
+	return off, nil
+}

@@ -1,0 +1,285 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/twostep-auth/twostep/internal/auth"
+)
+
+func (s *server) handleTwoFaStatus() http.Handler {
+	type method struct {
+		ID         string  `json:"id"`
+		Method     string  `json:"method"`
+		Label      string  `json:"label"`
+		To         *string `json:"to"`
+		CreatedAt  string  `json:"createdAt"`
+		LastUsedAt *string `json:"lastUsedAt"`
+	}
+	type response struct {
+		Enabled              bool     `json:"enabled"`
+		Methods              []method `json:"methods"`
+		BackupCodesRemaining int      `json:"backupCodesRemaining"`
+		SudoUntil            *string  `json:"sudoUntil"`
+		Warning              string   `json:"warning,omitempty"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.svc.TwoFaStatus(r.Context(), principal(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		out := response{Enabled: st.Enabled, Methods: []method{}, BackupCodesRemaining: st.BackupCodesRemaining, SudoUntil: timePtr(st.SudoUntil), Warning: st.Warning}
+		for _, m := range st.Methods {
+			out.Methods = append(out.Methods, method{ID: m.ID, Method: m.Method, Label: m.Label, To: nullable(m.To), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339), LastUsedAt: timePtr(m.LastUsedAt)})
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func timePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := t.UTC().Format(time.RFC3339)
+	return &s
+}
+
+func (s *server) handleEnable() http.Handler {
+	type request struct {
+		Method      string `json:"method"`
+		Phone       string `json:"phone"`
+		PhoneNumber string `json:"phoneNumber"`
+		Label       string `json:"label"`
+		Code        string `json:"code"`
+	}
+	type authenticatorResponse struct {
+		Method     string `json:"method"`
+		Secret     string `json:"secret"`
+		OTPAuthURL string `json:"otpauthUrl"`
+		QRCode     string `json:"qrCode"`
+		Result     string `json:"result"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		switch req.Method {
+		case auth.MethodAuthenticator:
+			e, err := s.svc.EnableAuthenticator(r.Context(), principal(r), req.Label, req.Code, meta(r))
+			if err != nil {
+				writeError(w, r, s.logger, err)
+				return
+			}
+			encode(w, http.StatusOK, authenticatorResponse{Method: auth.MethodAuthenticator, Secret: e.Secret, OTPAuthURL: e.OTPAuthURL, QRCode: e.QRCode, Result: e.QRCode})
+		case "":
+			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "is required: authenticator or sms"}})
+		case auth.MethodSMS:
+			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "sms is not available on this server yet"}})
+		default:
+			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "must be authenticator or sms"}})
+		}
+	})
+}
+
+func (s *server) handleEnableVerify() http.Handler {
+	type request struct {
+		Code   string `json:"code"`
+		Method string `json:"method"`
+	}
+	type response struct {
+		Message     string   `json:"message"`
+		Method      string   `json:"method"`
+		BackupCodes []string `json:"backupCodes,omitempty"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		res, err := s.svc.ConfirmEnrollment(r.Context(), principal(r), req.Method, req.Code, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{Message: "2FA enabled", Method: res.Method, BackupCodes: res.BackupCodes})
+	})
+}
+
+// challengeToken returns the opaque challenge token of the request, or
+// false when the bearer is missing or is an access token.
+func challengeToken(r *http.Request) (string, bool) {
+	tok := bearer(r)
+	if tok == "" || isJWT(tok) {
+		return "", false
+	}
+	return tok, true
+}
+
+func (s *server) handleAuthorize() http.Handler {
+	type request struct {
+		Method string `json:"method"`
+	}
+	type response struct {
+		Method     string `json:"method"`
+		Message    string `json:"message"`
+		RetryAfter int    `json:"retryAfter,omitempty"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := challengeToken(r)
+		if !ok {
+			writeError(w, r, s.logger, auth.ErrUnauthorized)
+			return
+		}
+		req, err := decodeOptional[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		res, err := s.svc.Authorize(r.Context(), tok, req.Method, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{Method: res.Method, Message: res.Message, RetryAfter: int(res.RetryAfter / time.Second)})
+	})
+}
+
+// handleVerify takes a challenge token (finish a login) or an access token
+// (step up: sudo renewed, fresh pair for the same session).
+func (s *server) handleVerify() http.Handler {
+	type request struct {
+		Code   string `json:"code"`
+		Method string `json:"method"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		if tok, ok := challengeToken(r); ok {
+			t, err := s.svc.VerifyChallenge(r.Context(), tok, req.Method, req.Code, meta(r))
+			if err != nil {
+				s.metrics.login("second_factor", loginOutcome(err))
+				writeError(w, r, s.logger, err)
+				return
+			}
+			s.metrics.login("second_factor", "succeeded")
+			encode(w, http.StatusOK, toTokensJSON(t))
+			return
+		}
+		s.requireAccess(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t, _, err := s.svc.StepUp(r.Context(), principal(r), req.Method, req.Code, meta(r))
+			if err != nil {
+				writeError(w, r, s.logger, err)
+				return
+			}
+			encode(w, http.StatusOK, toTokensJSON(t))
+		})).ServeHTTP(w, r)
+	})
+}
+
+func (s *server) handleRecover() http.Handler {
+	type request struct {
+		Code string `json:"code"`
+	}
+	type response struct {
+		tokensJSON
+		Message   string `json:"message"`
+		Remaining int    `json:"remaining"`
+	}
+	answer := func(w http.ResponseWriter, t auth.Tokens, remaining int) {
+		encode(w, http.StatusOK, response{tokensJSON: toTokensJSON(t), Message: backupLeftMessage(remaining), Remaining: remaining})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		if tok, ok := challengeToken(r); ok {
+			res, err := s.svc.Recover(r.Context(), tok, req.Code, meta(r))
+			if err != nil {
+				s.metrics.login("second_factor", loginOutcome(err))
+				writeError(w, r, s.logger, err)
+				return
+			}
+			s.metrics.login("second_factor", "succeeded")
+			answer(w, res.Tokens, res.Remaining)
+			return
+		}
+		s.requireAccess(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			t, remaining, err := s.svc.StepUp(r.Context(), principal(r), auth.MethodBackup, req.Code, meta(r))
+			if err != nil {
+				writeError(w, r, s.logger, err)
+				return
+			}
+			answer(w, t, remaining)
+		})).ServeHTTP(w, r)
+	})
+}
+
+func backupLeftMessage(n int) string {
+	if n == 1 {
+		return "You have 1 back up code left"
+	}
+	return "You have " + itoa(n) + " back up codes left"
+}
+
+func (s *server) handleBackupCodes() http.Handler {
+	type request struct {
+		Code string `json:"code"`
+	}
+	type response struct {
+		Codes       []string `json:"codes"`
+		BackupCodes []string `json:"backupCodes"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var code string
+		if r.Method == http.MethodPost {
+			req, err := decodeOptional[request](r)
+			if err != nil {
+				writeError(w, r, s.logger, err)
+				return
+			}
+			code = req.Code
+		}
+		codes, err := s.svc.GenerateBackupCodes(r.Context(), principal(r), code, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{Codes: codes, BackupCodes: codes})
+	})
+}
+
+func (s *server) handleDisable() http.Handler {
+	type request struct {
+		Method string `json:"method"`
+		Code   string `json:"code"`
+	}
+	type response struct {
+		Message string `json:"message"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decodeOptional[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		off, err := s.svc.Disable(r.Context(), principal(r), req.Method, req.Code, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		msg := "2FA disabled"
+		if !off {
+			msg = req.Method + " removed"
+		}
+		encode(w, http.StatusOK, response{Message: msg})
+	})
+}

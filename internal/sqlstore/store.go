@@ -1,0 +1,203 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/twostep-auth/twostep/internal/auth"
+)
+
+// querier is what *sql.DB and *sql.Tx have in common: store's statements
+// run over either.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// store is the one implementation of every statement, over a pool or a
+// transaction. Its exported methods are single statements, safe on a pool;
+// its unexported multi-statement methods must run inside a transaction.
+// Queries are written with ? placeholders and rebound for PostgreSQL.
+type store struct {
+	q  querier
+	pg bool
+}
+
+func (s store) bind(query string) string {
+	if s.pg {
+		return rebind(query)
+	}
+	return query
+}
+
+func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	return s.q.ExecContext(ctx, s.bind(query), args...)
+}
+
+func (s store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	return s.q.QueryContext(ctx, s.bind(query), args...)
+}
+
+func (s store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	return s.q.QueryRowContext(ctx, s.bind(query), args...)
+}
+
+// affected runs a statement and returns how many rows it changed.
+func (s store) affected(ctx context.Context, query string, args ...any) (int64, error) {
+	res, err := s.exec(ctx, query, args...)
+	if err != nil {
+		return 0, mapErr(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("rows affected: %w", err)
+	}
+	return n, nil
+}
+
+// changed runs a conditional update and reports whether it changed a row.
+func (s store) changed(ctx context.Context, query string, args ...any) (bool, error) {
+	n, err := s.affected(ctx, query, args...)
+	return n > 0, err
+}
+
+// updateOne runs an update that must find its row: none is auth.ErrNotFound.
+func (s store) updateOne(ctx context.Context, query string, args ...any) error {
+	n, err := s.affected(ctx, query, args...)
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return auth.ErrNotFound
+	}
+	return nil
+}
+
+// rebind turns ? placeholders into PostgreSQL's $1, $2, …, leaving any ?
+// inside a single-quoted string literal alone.
+func rebind(query string) string {
+	if !strings.Contains(query, "?") {
+		return query
+	}
+	var b strings.Builder
+	b.Grow(len(query) + 16)
+	n := 0
+	inString := false
+	for i := 0; i < len(query); i++ {
+		c := query[i]
+		switch {
+		case c == '\'':
+			inString = !inString // '' inside a literal toggles twice
+		case c == '?' && !inString:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// mapErr turns driver errors into auth's sentinels: no row is
+// auth.ErrNotFound, a unique violation auth.ErrConflict, and a foreign key
+// violation auth.ErrNotFound (the row it refers to does not exist). The
+// driver's text is kept in the message, not in the chain.
+func mapErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return auth.ErrNotFound
+	}
+	var se *sqlite.Error
+	if errors.As(err, &se) {
+		switch se.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return fmt.Errorf("%w: %s", auth.ErrConflict, se.Error())
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return fmt.Errorf("%w: %s", auth.ErrNotFound, se.Error())
+		}
+		return err
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "23505": // unique_violation
+			return fmt.Errorf("%w: %s (%s)", auth.ErrConflict, pe.Message, pe.ConstraintName)
+		case "23503": // foreign_key_violation
+			return fmt.Errorf("%w: %s (%s)", auth.ErrNotFound, pe.Message, pe.ConstraintName)
+		}
+	}
+	return err
+}
+
+// Timestamps are stored as BIGINT microseconds since the Unix epoch, UTC,
+// on both engines; nil pointers are NULL. Finer precision is truncated.
+
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func nullMicros(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return t.UnixMicro()
+}
+
+func timePtr(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMicros(v.Int64)
+	return &t
+}
+
+// nullString stores "" (auth's "none") as NULL, which unique indexes do not
+// count.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+// joinList stores roles and amr values as comma-joined text.
+func joinList(field string, vs []string) (string, error) {
+	for _, v := range vs {
+		if v == "" || strings.Contains(v, ",") {
+			return "", fmt.Errorf("%s value %q: empty or contains a comma", field, v)
+		}
+	}
+	return strings.Join(vs, ","), nil
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// scanner is *sql.Row or *sql.Rows.
+type scanner interface {
+	Scan(dest ...any) error
+}
