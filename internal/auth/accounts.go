@@ -371,36 +371,44 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, meta Request
 	}
 	now := s.clock()
 	hash := hashToken(refreshToken)
+	// Reads first, outside the transaction, so that the writer (one
+	// connection on SQLite) is held only for the writes. The conditional
+	// UseRefreshToken inside the transaction is what makes the token single
+	// use; a session revoked between the read and the write gets a token
+	// that its next use refuses.
+	rt, err := s.store.RefreshTokenByHash(ctx, hash)
+	if errors.Is(err, ErrNotFound) {
+		return Tokens{}, fmt.Errorf("refresh: unknown token: %w", ErrUnauthorized)
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	sess, u, err := s.store.SessionWithUser(ctx, rt.SessionID)
+	if errors.Is(err, ErrNotFound) {
+		return Tokens{}, fmt.Errorf("refresh: session gone: %w", ErrUnauthorized)
+	}
+	if err != nil {
+		return Tokens{}, fmt.Errorf("refresh: %w", err)
+	}
+	if !sess.Active(now) || u.Disabled || !now.Before(rt.ExpiresAt) {
+		return Tokens{}, fmt.Errorf("refresh: session or token expired: %w", ErrUnauthorized)
+	}
 	rawNext, nextHash, err := s.opaque(32)
 	if err != nil {
 		return Tokens{}, err
 	}
-	var sess Session
-	var reused bool
+	reused := rt.UsedAt != nil
 	err = s.store.WithTx(ctx, func(tx Tx) error {
-		rt, err := tx.RefreshTokenByHash(ctx, hash)
-		if err != nil {
-			return err
-		}
-		var u User
-		sess, u, err = tx.SessionWithUser(ctx, rt.SessionID)
-		if err != nil {
-			return err
-		}
-		if !sess.Active(now) || u.Disabled || !now.Before(rt.ExpiresAt) {
-			return ErrUnauthorized
-		}
-		used := false
-		if rt.UsedAt == nil {
-			used, err = tx.UseRefreshToken(ctx, hash, now)
+		if !reused {
+			used, err := tx.UseRefreshToken(ctx, hash, now)
 			if err != nil {
 				return err
 			}
+			reused = !used
 		}
-		if !used {
-			// Reuse: someone holds a copy of a token that was already
-			// exchanged. Revoke the session and commit that.
-			reused = true
+		if reused {
+			// Someone holds a copy of a token that was already exchanged:
+			// revoke the session, and commit that.
 			if _, err := tx.RevokeSession(ctx, sess.ID, now); err != nil {
 				return err
 			}
@@ -412,9 +420,6 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, meta Request
 		}
 		return tx.CreateRefreshToken(ctx, RefreshToken{Hash: nextHash, SessionID: sess.ID, CreatedAt: now, ExpiresAt: sess.ExpiresAt})
 	})
-	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrUnauthorized) {
-		return Tokens{}, fmt.Errorf("refresh: %w", ErrUnauthorized)
-	}
 	if err != nil {
 		return Tokens{}, fmt.Errorf("refresh: %w", err)
 	}

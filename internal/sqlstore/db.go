@@ -151,7 +151,7 @@ func openPostgres(ctx context.Context, rawURL string, opts Options) (*DB, error)
 
 func newDB(engine string, write, read *sql.DB, logger *slog.Logger) *DB {
 	pg := engine == EnginePostgres
-	return &DB{
+	db := &DB{
 		engine: engine,
 		write:  write,
 		read:   read,
@@ -159,6 +159,11 @@ func newDB(engine string, write, read *sql.DB, logger *slog.Logger) *DB {
 		r:      store{q: read, pg: pg},
 		logger: logger,
 	}
+	if !pg {
+		db.w.stmts = newStmtCache(write)
+		db.r.stmts = newStmtCache(read)
+	}
+	return db
 }
 
 // Engine reports EngineSQLite or EnginePostgres.
@@ -183,6 +188,11 @@ func (db *DB) Ping(ctx context.Context) error {
 
 // Close closes every pool. Calls in flight fail.
 func (db *DB) Close() error {
+	for _, c := range []*stmtCache{db.w.stmts, db.r.stmts} {
+		if c != nil {
+			c.close()
+		}
+	}
 	var errs []error
 	if db.read != db.write {
 		errs = append(errs, db.read.Close())
@@ -215,7 +225,7 @@ func (db *DB) inTx(ctx context.Context, fn func(s store) error) (err error) {
 			panic(p)
 		}
 	}()
-	if err := fn(store{q: tx, pg: db.w.pg}); err != nil {
+	if err := fn(store{q: tx, pg: db.w.pg, stmts: db.w.stmts, tx: tx}); err != nil {
 		if rbErr := tx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rbErr))
 		}
@@ -223,6 +233,9 @@ func (db *DB) inTx(ctx context.Context, fn func(s store) error) (err error) {
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", mapErr(err))
+	}
+	if db.w.stmts != nil {
+		db.w.stmts.prepareMissed(ctx)
 	}
 	return nil
 }

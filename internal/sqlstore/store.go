@@ -31,6 +31,29 @@ type querier interface {
 type store struct {
 	q  querier
 	pg bool
+	// stmts caches prepared statements of the pool the store runs on
+	// (SQLite only: its parser is most of a simple query's cost, while pgx
+	// already caches prepared statements per connection). tx is set when
+	// the store runs inside a transaction of that pool.
+	stmts *stmtCache
+	tx    *sql.Tx
+}
+
+// prepared returns the cached statement for query, bound to the
+// transaction when there is one; nil when there is no cache or preparing
+// failed (the caller then runs the query unprepared, which reports the
+// error).
+func (s store) prepared(ctx context.Context, query string) *sql.Stmt {
+	if s.stmts == nil {
+		return nil
+	}
+	if s.tx == nil {
+		return s.stmts.get(ctx, query)
+	}
+	if st := s.stmts.lookup(query); st != nil {
+		return s.tx.StmtContext(ctx, st)
+	}
+	return nil
 }
 
 func (s store) bind(query string) string {
@@ -41,14 +64,23 @@ func (s store) bind(query string) string {
 }
 
 func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return s.q.ExecContext(ctx, s.bind(query), args...)
 }
 
 func (s store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return s.q.QueryContext(ctx, s.bind(query), args...)
 }
 
 func (s store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return s.q.QueryRowContext(ctx, s.bind(query), args...)
 }
 
