@@ -63,14 +63,18 @@ func (c *stmtCache) get(ctx context.Context, query string) *sql.Stmt {
 	if st != nil {
 		return st
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if st := c.m[query]; st != nil {
-		return st
-	}
+	// Prepare without holding mu: preparing waits for a connection, and
+	// the goroutine holding the writer's connection may need mu (lookup)
+	// before it lets go.
 	st, err := c.db.PrepareContext(ctx, query)
 	if err != nil {
 		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if prev := c.m[query]; prev != nil {
+		_ = st.Close()
+		return prev
 	}
 	c.m[query] = st
 	return st
