@@ -38,6 +38,9 @@ func measure(ctx context.Context, workers []*worker, d time.Duration, step stepF
 					stop.Store(true)
 					return
 				}
+				if status == statusTransport && ctx.Err() != nil {
+					return // cut off by the interrupt, not failed
+				}
 				w.rec.add(status, lat)
 				w.n++
 			}

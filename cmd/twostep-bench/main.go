@@ -151,14 +151,20 @@ func runWithServers(ctx context.Context, logger *slog.Logger, cfg config, getenv
 		return nil, err
 	}
 	defer func() {
-		if cfg.keep || err != nil {
+		// A server that died on its own leaves the reason in its log: keep it.
+		died := slices.ContainsFunc(rep.Servers, func(in *instance) bool { return in.ExitedEarly != "" })
+		if cfg.keep || err != nil || died {
 			logger.Info("kept the temp dir", "dir", dir)
 			return
 		}
 		os.RemoveAll(dir)
 	}()
-	rep.Targets = append(rep.Targets, fmt.Sprintf("%d × %s serve, started by the harness; files in %s (kept with -keep)",
-		cfg.servers, cfg.server, dir))
+	kept := "removed at the end; -keep keeps them"
+	if cfg.keep {
+		kept = "kept"
+	}
+	rep.Targets = append(rep.Targets, fmt.Sprintf("%d × %s serve, started by the harness; database and logs in %s (%s)",
+		cfg.servers, cfg.server, dir, kept))
 	envOf = map[string]func(string) string{}
 	for i, ph := range planPhases(cfg.ops) {
 		if ctx.Err() != nil {

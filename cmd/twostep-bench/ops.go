@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -486,7 +485,8 @@ func (b *bench) makeChallenges(ctx context.Context, per int) (int, error) {
 	return made, nil
 }
 
-// forEachWorker runs f once for every worker, concurrently, and returns the first error.
+// forEachWorker runs f once for every worker, concurrently. If any fail, the error names how
+// many and the first.
 func (b *bench) forEachWorker(ctx context.Context, f func(ctx context.Context, w *worker) error) error {
 	errs := make([]error, len(b.workers))
 	var wg sync.WaitGroup
@@ -494,7 +494,17 @@ func (b *bench) forEachWorker(ctx context.Context, f func(ctx context.Context, w
 		wg.Go(func() { errs[w.id] = f(ctx, w) })
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	failed, first := 0, error(nil)
+	for _, err := range errs {
+		if err != nil {
+			failed++
+			first = cmp.Or(first, err)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("%d of %d clients failed, the first: %w", failed, len(errs), first)
+	}
+	return nil
 }
 
 // forEachItem runs f for items 0..n-1 on as many goroutines as there are workers (f gets the

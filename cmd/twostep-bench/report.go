@@ -82,7 +82,7 @@ func (r *report) writeText(w io.Writer) error {
 	}
 
 	if len(r.Bounds) > 0 {
-		b.WriteString("\npassword-hash bound (one argon2id hash per request; median of 5 hashes in this process):\n")
+		b.WriteString("\npassword-hash bound (one argon2id hash per request; hash time = median of 5 in this process, after 1 untimed):\n")
 		for _, ob := range r.Bounds {
 			if ob.Err != "" {
 				fmt.Fprintf(&b, "  %s: not measured: %s\n", ob.Op, ob.Err)
@@ -101,6 +101,9 @@ func (r *report) writeText(w io.Writer) error {
 			rss := "unknown"
 			if in.PeakKiB > 0 {
 				rss = fmt.Sprintf("%.1f MiB", float64(in.PeakKiB)/1024)
+			}
+			if in.ExitedEarly != "" {
+				rss += fmt.Sprintf(" (it exited on its own during the run, %s; log kept: %s)", in.ExitedEarly, in.LogPath)
 			}
 			fmt.Fprintf(&b, "  %s %s: %s\n", in.Phase, in.Addr, rss)
 		}

@@ -126,3 +126,32 @@ func TestRunStartsServers(t *testing.T) {
 		}
 	}
 }
+
+func TestRunStartsSeveralServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake keeps no state in the database, so only a stateless operation makes sense across
+	// independent fakes; the point is starting, round-robin and stopping several instances.
+	rep, text := runReport(t, "-server", exe, "-env", fakeServerEnv+"=1", "-servers", "2",
+		"-db", "postgres://bench:secret@127.0.0.1:1/none", "-c", "4", "-d", "200ms", "-warmup", "0", "-ops", "jwks")
+	if o := opsOf(t, rep)["jwks"]; o == nil || o["requests"].(float64) < 1 || o["errors"].(float64) != 0 {
+		t.Errorf("jwks: %v, want requests and no errors", o)
+	}
+	servers, _ := rep["servers"].([]any)
+	if len(servers) != 2 || servers[0].(map[string]any)["addr"] == servers[1].(map[string]any)["addr"] {
+		t.Errorf("servers = %v, want two on different addresses", servers)
+	}
+	for _, want := range []string{"without -redis", "postgres://bench:xxxxx@127.0.0.1:1/none"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "secret") {
+		t.Errorf("report shows the database password:\n%s", text)
+	}
+}

@@ -67,6 +67,8 @@ type instance struct {
 	Phase   string `json:"phase"`
 	PeakKiB int64  `json:"peak_rss_kib"` // VmHWM, read just before stopping; 0 if unknown
 	LogPath string `json:"log"`
+	// ExitedEarly, if set, says how the process ended before the harness stopped it.
+	ExitedEarly string `json:"exited_early,omitempty"`
 
 	cmd     *exec.Cmd
 	logFile *os.File
@@ -202,7 +204,11 @@ func (in *instance) stop(logger *slog.Logger) {
 	defer in.logFile.Close()
 	select {
 	case <-in.exited:
-		logger.Warn("server had already exited", "addr", in.Addr, "err", in.waitErr, "log", in.LogPath)
+		in.ExitedEarly = "exit status 0"
+		if in.waitErr != nil {
+			in.ExitedEarly = in.waitErr.Error()
+		}
+		logger.Warn("server had exited on its own", "addr", in.Addr, "err", in.waitErr, "log", in.LogPath)
 		return
 	default:
 	}
