@@ -22,6 +22,7 @@ type Tx interface {
 	challengeStore
 	factorStore
 	backupCodeStore
+	smsCodeStore
 	auditStore
 	counterStore
 }
@@ -36,6 +37,12 @@ type userStore interface {
 	UserByUsername(ctx context.Context, username string) (User, error)
 	// UpdatePasswordHash replaces the stored hash (rehash on login).
 	UpdatePasswordHash(ctx context.Context, userID, hash string, at time.Time) error
+	// SetUserPhone sets the user's phone and whether it is verified. A
+	// phone verified on another account is ErrConflict.
+	SetUserPhone(ctx context.Context, userID, phone string, verified bool, at time.Time) error
+	// UserByPhone finds the account whose VERIFIED phone this is;
+	// ErrNotFound otherwise.
+	UserByPhone(ctx context.Context, phone string) (User, error)
 }
 
 type sessionStore interface {
@@ -101,6 +108,23 @@ type backupCodeStore interface {
 	UseBackupCode(ctx context.Context, userID string, hash []byte, at time.Time) (bool, error)
 	// CountBackupCodes counts the user's unused codes.
 	CountBackupCodes(ctx context.Context, userID string) (int, error)
+}
+
+type smsCodeStore interface {
+	// SaveSMSCode stores c as the live code for (c.Purpose, c.Subject). When
+	// one exists and is still live (unused, unexpired at c.LastSentAt) it is
+	// a resend: the code hash, phone, user and expiry are replaced, sends
+	// grows by one and attempts are kept. Otherwise it starts afresh. It
+	// returns the stored row.
+	SaveSMSCode(ctx context.Context, c SMSCode) (SMSCode, error)
+	// SMSCodeFor returns the code for (purpose, subject); ErrNotFound when
+	// none.
+	SMSCodeFor(ctx context.Context, purpose, subject string) (SMSCode, error)
+	// ReserveSMSCodeAttempt adds one to attempts if the code is unused,
+	// unexpired at now and below max attempts, and reports whether it did.
+	ReserveSMSCodeAttempt(ctx context.Context, id string, max int, now time.Time) (bool, error)
+	// ConsumeSMSCode sets used_at if unset and reports whether it did.
+	ConsumeSMSCode(ctx context.Context, id string, at time.Time) (bool, error)
 }
 
 type auditStore interface {

@@ -168,3 +168,30 @@ type AttemptState struct {
 // must wait (0: allowed now). reset asks that the counter start again from
 // zero before this attempt is counted (for example once a lock has expired).
 type AttemptPolicy func(s AttemptState, now time.Time) (wait time.Duration, reset bool)
+
+// SMS code purposes: a code issued for one cannot complete another.
+const (
+	PurposeLogin             = "login"
+	PurposeEnrolment         = "enrolment"
+	PurposePhoneVerification = "phone_verification"
+	PurposePhoneSignIn       = "phone_signin"
+	PurposePhoneSignUp       = "phone_signup"
+)
+
+// SMSCode is a live SMS or voice code. Only an HMAC of the code is stored.
+// Subject binds it: the challenge (hex of its hash) for a login, the user id
+// for enrolment and phone changes, the phone for phone sign-in and sign-up.
+type SMSCode struct {
+	ID         string
+	Purpose    string
+	Subject    string
+	UserID     string // empty for a phone sign-up before the account exists
+	Phone      string // E.164
+	CodeHash   []byte
+	Attempts   int
+	Sends      int
+	CreatedAt  time.Time
+	LastSentAt time.Time
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+}

@@ -61,6 +61,8 @@ func runConformance(t *testing.T, open func(t *testing.T) *sqlstore.DB) {
 		{"Challenges", testChallenges},
 		{"Factors", testFactors},
 		{"BackupCodes", testBackupCodes},
+		{"SMSCodes", testSMSCodes},
+		{"UserPhone", testUserPhone},
 		{"Audit", testAudit},
 		{"Attempts", testAttempts},
 		{"Windows", testWindows},

@@ -10,31 +10,24 @@ import (
 	"github.com/twostep-auth/twostep/internal/auth"
 )
 
-// Reading an attempt counter that is about to be written: PostgreSQL locks
-// the row; on SQLite the transaction already holds the database's write lock
-// (BEGIN IMMEDIATE on the single writer connection).
-const (
-	selectAttemptSQLite            = `SELECT failures, last_at FROM attempts WHERE key = ?`
-	selectAttemptForUpdatePostgres = `SELECT failures, last_at FROM attempts WHERE key = ? FOR UPDATE`
-)
+// claimAttempt creates the counter for key if needed and reads it, in one
+// statement that also locks the row on PostgreSQL (the no-op DO UPDATE) until
+// the transaction ends; on SQLite the transaction already holds the
+// database's write lock (BEGIN IMMEDIATE on the single writer connection).
+// An INSERT … DO NOTHING followed by a SELECT … FOR UPDATE would find no row
+// when a concurrent ResetAttempts deletes it in between.
+const claimAttempt = `INSERT INTO attempts (key, failures, last_at) VALUES (?, 0, NULL)
+	ON CONFLICT (key) DO UPDATE SET failures = attempts.failures
+	RETURNING failures, last_at`
 
 // reserveAttempt reads the counter for key, asks policy, and either returns
 // its wait or counts the attempt (failures+1, or 1 after a reset, and
 // last_at = now). A refused attempt changes nothing. It must run inside a
 // transaction, which makes it atomic: concurrent callers queue on the row.
 func (s store) reserveAttempt(ctx context.Context, key string, now time.Time, policy auth.AttemptPolicy) (time.Duration, error) {
-	_, err := s.exec(ctx, `INSERT INTO attempts (key, failures, last_at) VALUES (?, 0, NULL)
-		ON CONFLICT (key) DO NOTHING`, key)
-	if err != nil {
-		return 0, fmt.Errorf("reserve attempt: create counter: %w", mapErr(err))
-	}
-	query := selectAttemptSQLite
-	if s.pg {
-		query = selectAttemptForUpdatePostgres
-	}
 	var st auth.AttemptState
 	var last sql.NullInt64
-	if err := s.queryRow(ctx, query, key).Scan(&st.Failures, &last); err != nil {
+	if err := s.queryRow(ctx, claimAttempt, key).Scan(&st.Failures, &last); err != nil {
 		return 0, fmt.Errorf("reserve attempt: read counter: %w", mapErr(err))
 	}
 	if last.Valid {
@@ -48,7 +41,7 @@ func (s store) reserveAttempt(ctx context.Context, key string, now time.Time, po
 	if reset {
 		failures = 1
 	}
-	_, err = s.exec(ctx, `UPDATE attempts SET failures = ?, last_at = ? WHERE key = ?`, failures, micros(now), key)
+	_, err := s.exec(ctx, `UPDATE attempts SET failures = ?, last_at = ? WHERE key = ?`, failures, micros(now), key)
 	if err != nil {
 		return 0, fmt.Errorf("reserve attempt: count: %w", mapErr(err))
 	}
