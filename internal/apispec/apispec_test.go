@@ -51,6 +51,9 @@ var contractOperations = []string{
 	"GET /admin/users",
 	"GET /admin/users/{id}",
 	"POST /admin/users/{id}/twoFa/reset",
+	"POST /admin/users/{id}/sessions/revoke",
+	"POST /admin/users/{id}/disable",
+	"POST /admin/users/{id}/enable",
 	"GET /admin/audit",
 	// Operations
 	"GET /healthz",
@@ -166,7 +169,8 @@ func TestErrorCodes(t *testing.T) {
 func errorBody(status int) ([]byte, http.Header) {
 	code := map[int]string{
 		400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-		409: "conflict", 429: "rate_limited", 500: "internal_error", 503: "sms_unavailable",
+		409: "conflict", 413: "invalid_request", 415: "invalid_request", 429: "rate_limited",
+		500: "internal_error", 503: "sms_unavailable",
 	}[status]
 	h := http.Header{"Content-Type": {"application/json"}}
 	if status == 429 {
