@@ -25,6 +25,7 @@ type app struct {
 	sealer *seal.Keyring
 	tokens *token.Keyring
 	svc    *auth.Service
+	sms    smsSetup
 }
 
 func (a *app) Close() error { return a.db.Close() }
@@ -93,6 +94,14 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 	if err != nil {
 		return fmt.Errorf("load backup-code key: %w", err)
 	}
+	smsKey, err := a.db.ServerKey(ctx, "sms-code-hmac", sealer, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("load sms-code key: %w", err)
+	}
+	a.sms, err = newSMS(cfg, a.logger)
+	if err != nil {
+		return err
+	}
 	params := password.Params{
 		MemoryKiB: uint32(cfg.Argon2.MemoryKiB), Iterations: uint32(cfg.Argon2.Iterations),
 		Parallelism: uint8(cfg.Argon2.Parallelism), SaltLen: 16, KeyLen: 32,
@@ -106,6 +115,8 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 		Tokens:    a.tokens,
 		Sealer:    sealer,
 		BackupKey: backupKey,
+		SMSKey:    smsKey,
+		SMS:       a.sms.sender,
 		Logger:    a.logger,
 	}, auth.Config{
 		Issuer:               cfg.Tokens.Issuer,
@@ -120,6 +131,15 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 		LoginMaxFailures:     cfg.Login.MaxFailures,
 		LoginMaxDelay:        cfg.Login.MaxDelay,
 		LoginIPLimit:         cfg.Login.IPLimit,
+		SMS: auth.SMSConfig{
+			CodeTTL:        cfg.TwoFA.SMSCodeTTL,
+			ResendCooldown: cfg.TwoFA.SMSResendCooldown,
+			HourlyLimit:    cfg.TwoFA.SMSHourlyLimit,
+			MaxAttempts:    5,
+			Template:       cfg.TwoFA.SMSTemplate,
+			Host:           webOTPHost(cfg),
+			CallEnabled:    a.sms.callEnabled,
+		},
 	})
 	return err
 }

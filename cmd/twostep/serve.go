@@ -54,6 +54,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		AccessLog:      cfg.Log.AccessLog,
 		Ready:          a.db.Ping,
 		OpenAPI:        apispec.Document(),
+		PlivoAnswers:   a.sms.plivoAnswers,
 	}, a.svc, a.tokens, httpapi.NewMetrics())
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)

@@ -74,6 +74,7 @@ func (s *Service) Register(ctx context.Context, in RegisterInput, meta RequestMe
 	if err != nil {
 		return User{}, fmt.Errorf("register: %w", err)
 	}
+	s.registerPhone(ctx, u, meta)
 	return u, nil
 }
 
@@ -95,13 +96,43 @@ func normalizeIdentity(email, username string) (string, string, map[string]strin
 	return email, username, problems
 }
 
+// validEmail accepts a plain ASCII address (an internationalised domain
+// goes in its xn-- form). Non-ASCII addresses are refused: they have no
+// single lower-case form and look-alike spellings (composed and decomposed
+// accents, U+FFFD from broken UTF-8) would make distinct accounts that
+// print the same.
 func validEmail(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
 	a, err := mail.ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != s {
 		return false
 	}
 	at := strings.LastIndexByte(s, '@')
-	return at > 0 && strings.Contains(s[at+1:], ".") && !strings.ContainsAny(s, " \t\r\n<>")
+	return at > 0 && at <= 64 && validDomain(s[at+1:]) && !strings.ContainsAny(s, " \t\r\n<>")
+}
+
+// validDomain accepts a lower-case host name of at least two labels, each
+// 1 to 63 letters, digits or inner hyphens (RFC 1123).
+func validDomain(d string) bool {
+	labels := strings.Split(d, ".")
+	if len(labels) < 2 {
+		return false
+	}
+	for _, l := range labels {
+		if len(l) == 0 || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func validUsername(s string) bool {
@@ -267,7 +298,7 @@ func (s *Service) hitIPWindow(ctx context.Context, action string, meta RequestMe
 
 // afterFirstFactor finishes a login whose first step (password or phone)
 // succeeded: a challenge when the user has a second factor, tokens
-// otherwise.
+// otherwise, which may only enrol one when the user's role requires 2FA.
 func (s *Service) afterFirstFactor(ctx context.Context, u User, amr []string, meta RequestMeta) (LoginResult, error) {
 	factors, err := s.store.FactorsByUser(ctx, u.ID)
 	if err != nil {
@@ -281,22 +312,32 @@ func (s *Service) afterFirstFactor(ctx context.Context, u User, amr []string, me
 		}
 		return LoginResult{User: u, Challenge: &ch}, nil
 	}
-	tokens, err := s.startSession(ctx, u, amr, nil, meta, s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr}))
+	enrol := s.enrollmentRequired(ctx, u)
+	tokens, err := s.startSession(ctx, u, amr, nil, enrol, meta, s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr}))
 	if err != nil {
 		return LoginResult{}, err
 	}
-	return LoginResult{User: u, Tokens: &tokens}, nil
+	return LoginResult{User: u, Tokens: &tokens, EnrollmentRequired: enrol}, nil
 }
 
 // startSession creates a session with its first refresh token and signs an
 // access token, writing ev in the same transaction. secondFactorAt is set
-// when the login passed a second factor.
-func (s *Service) startSession(ctx context.Context, u User, amr []string, secondFactorAt *time.Time, meta RequestMeta, ev AuditEvent) (Tokens, error) {
+// when the login passed a second factor; enrollmentOnly limits the session
+// to enrolling one.
+func (s *Service) startSession(ctx context.Context, u User, amr []string, secondFactorAt *time.Time, enrollmentOnly bool, meta RequestMeta, ev AuditEvent) (Tokens, error) {
 	var tokens Tokens
 	err := s.store.WithTx(ctx, func(tx Tx) error {
 		sess, t, err := s.createSession(ctx, tx, u, amr, secondFactorAt, meta)
 		if err != nil {
 			return err
+		}
+		if enrollmentOnly {
+			// Flagged in the transaction that creates it, before its
+			// tokens leave: it is never usable for more.
+			if err := tx.SetSessionEnrollmentOnly(ctx, sess.ID, true); err != nil {
+				return err
+			}
+			ev.Detail = withDetail(ev.Detail, "enrollment_only", true)
 		}
 		tokens = t
 		ev.Detail = withDetail(ev.Detail, "session_id", sess.ID)
@@ -392,6 +433,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string, meta Request
 	}
 	if !sess.Active(now) || u.Disabled || !now.Before(rt.ExpiresAt) {
 		return Tokens{}, fmt.Errorf("refresh: session or token expired: %w", ErrUnauthorized)
+	}
+	if sess.EnrollmentOnly {
+		// Like every endpoint but enrolment: sign in again if it takes
+		// longer than an access token lives.
+		return Tokens{}, fmt.Errorf("refresh: %w", ErrEnrollmentRequired)
 	}
 	rawNext, nextHash, err := s.opaque(32)
 	if err != nil {

@@ -44,6 +44,9 @@ type Config struct {
 	// LoginIPLimit caps password logins (and sign-ups) per client IP per
 	// minute; 0 disables the cap.
 	LoginIPLimit int
+
+	// SMS are the rules for SMS and voice codes.
+	SMS SMSConfig
 }
 
 // Deps are the service's collaborators.
@@ -54,7 +57,11 @@ type Deps struct {
 	Sealer    *seal.Keyring
 	// BackupKey keys the HMAC over backup codes.
 	BackupKey []byte
-	Logger    *slog.Logger
+	// SMSKey keys the HMAC over SMS codes.
+	SMSKey []byte
+	// SMS sends texts and places calls; nil means no phone features.
+	SMS    SMSSender
+	Logger *slog.Logger
 	// Now and Rand default to time.Now and crypto/rand.Reader; tests set
 	// them.
 	Now  func() time.Time
@@ -69,10 +76,15 @@ type Service struct {
 	tokens    *token.Keyring
 	sealer    *seal.Keyring
 	backup    backupcode.Hasher
+	smsKey    []byte
+	sender    SMSSender
+	sms       SMSConfig
 	logger    *slog.Logger
 	cfg       Config
 	now       func() time.Time
 	rand      io.Reader
+	// policyCache holds the administrator's settings (see policy).
+	policyCache settingsCache
 }
 
 // NewService returns a Service over d applying cfg. It fails only on a
@@ -88,6 +100,9 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 		tokens:    d.Tokens,
 		sealer:    d.Sealer,
 		backup:    backup,
+		smsKey:    d.SMSKey,
+		sender:    d.SMS,
+		sms:       cfg.SMS,
 		logger:    d.Logger,
 		cfg:       cfg,
 		now:       d.Now,

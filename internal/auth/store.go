@@ -25,6 +25,8 @@ type Tx interface {
 	smsCodeStore
 	auditStore
 	counterStore
+	settingsStore
+	adminStore
 }
 
 type userStore interface {
@@ -61,6 +63,9 @@ type sessionStore interface {
 	RevokeUserSessions(ctx context.Context, userID, exceptID string, at time.Time) (int, error)
 	// ExtendSession sets expires_at.
 	ExtendSession(ctx context.Context, sessionID string, expiresAt time.Time) error
+	// SetSessionEnrollmentOnly sets or clears the session's enrolment-only
+	// flag; ErrNotFound when the session does not exist.
+	SetSessionEnrollmentOnly(ctx context.Context, sessionID string, on bool) error
 
 	CreateRefreshToken(ctx context.Context, t RefreshToken) error
 	// RefreshTokenByHash returns ErrNotFound for an unknown hash.
@@ -129,6 +134,31 @@ type smsCodeStore interface {
 
 type auditStore interface {
 	AppendAudit(ctx context.Context, e AuditEvent) error
+}
+
+type settingsStore interface {
+	// Settings returns the stored settings; ErrNotFound when none were
+	// saved yet.
+	Settings(ctx context.Context) (SettingsRecord, error)
+	// SaveSettings stores r if r.Version is one more than the stored
+	// version (1 when none is stored), and ErrConflict otherwise.
+	SaveSettings(ctx context.Context, r SettingsRecord) error
+}
+
+// adminStore is what the administration use cases read and change.
+type adminStore interface {
+	// FindUsers returns the users f selects in (created_at, id) order.
+	FindUsers(ctx context.Context, f UserFilter) ([]User, error)
+	// SetUserDisabled sets the user's disabled flag and updated_at;
+	// ErrNotFound when there is no such user.
+	SetUserDisabled(ctx context.Context, userID string, disabled bool, at time.Time) error
+	// CountStrandedUsers counts users who have a confirmed factor but none
+	// whose method is among usable (factor methods: MethodAuthenticator,
+	// MethodSMS).
+	CountStrandedUsers(ctx context.Context, usable []string) (int, error)
+	// FindAuditEvents returns the events f selects, newest first (ties by
+	// id, descending).
+	FindAuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)
 }
 
 // counterStore holds short-lived counters: login throttling, second-factor

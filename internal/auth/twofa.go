@@ -27,8 +27,9 @@ const (
 // already used. It is reported to clients as ErrInvalidCode.
 var errReplay = errors.New("code already used")
 
-// loginMethods lists the second-factor methods the user really has, in the
-// order the login answer shows them.
+// loginMethods lists the second-factor methods the user really has and the
+// settings allow (see allowedMethods), in the order the login answer shows
+// them.
 func (s *Service) loginMethods(ctx context.Context, userID string, factors []Factor) []string {
 	var methods []string
 	seen := map[string]bool{}
@@ -48,7 +49,7 @@ func (s *Service) loginMethods(ctx context.Context, userID string, factors []Fac
 	if n, err := s.store.CountBackupCodes(ctx, userID); err == nil && n > 0 {
 		methods = append(methods, MethodBackup)
 	}
-	return methods
+	return s.allowedMethods(ctx, methods)
 }
 
 func confirmed(factors []Factor) []Factor {
@@ -130,6 +131,9 @@ func (s *Service) Authorize(ctx context.Context, challengeToken, method string, 
 		return AuthorizeResult{}, fmt.Errorf("authorize: %w", err)
 	}
 	factors = confirmed(factors)
+	if err := s.checkMethodAllowed(ctx, factors, method); err != nil {
+		return AuthorizeResult{}, err
+	}
 	if method == "" && len(factors) > 0 {
 		method = factors[0].Method
 	}
@@ -287,6 +291,9 @@ func (s *Service) checkCode(ctx context.Context, u User, method, code string, me
 	factors, err := s.store.FactorsByUser(ctx, u.ID)
 	if err != nil {
 		return match{}, fmt.Errorf("load factors: %w", err)
+	}
+	if err := s.checkMethodAllowed(ctx, confirmed(factors), method); err != nil {
+		return match{}, err
 	}
 	m, err := s.matchCode(ctx, u, confirmed(factors), method, code)
 	if err == nil {

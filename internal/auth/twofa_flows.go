@@ -53,30 +53,30 @@ func (s *Service) TwoFaStatus(ctx context.Context, p Principal) (TwoFaStatus, er
 			st.Warning = fmt.Sprintf("Only %d backup codes left: generate a new set", n)
 		}
 	}
-	if until := s.sudoUntil(p.Session, st.Enabled); until.After(s.clock()) {
+	if until := s.sudoUntil(ctx, p.Session, st.Enabled); until.After(s.clock()) {
 		st.SudoUntil = &until
 	}
 	return st, nil
 }
 
-// sudoUntil is when the session's sudo mode ends: SudoTTL after it last
-// passed a second factor, or, for a user without one, after its password
-// step.
-func (s *Service) sudoUntil(sess Session, hasSecondFactor bool) time.Time {
+// sudoUntil is when the session's sudo mode ends: the sudo time (see
+// sudoTTL) after it last passed a second factor, or, for a user without
+// one, after its password step.
+func (s *Service) sudoUntil(ctx context.Context, sess Session, hasSecondFactor bool) time.Time {
 	if hasSecondFactor {
 		if sess.SecondFactorAt == nil {
 			return time.Time{}
 		}
-		return sess.SecondFactorAt.Add(s.cfg.SudoTTL)
+		return sess.SecondFactorAt.Add(s.sudoTTL(ctx))
 	}
-	return sess.AuthAt.Add(s.cfg.SudoTTL)
+	return sess.AuthAt.Add(s.sudoTTL(ctx))
 }
 
 // requireSudo lets the action go ahead when the session is in sudo mode,
 // or when code is a valid current second-factor code (which then renews
 // sudo). Otherwise ErrSudoRequired.
 func (s *Service) requireSudo(ctx context.Context, p Principal, conf []Factor, code string, meta RequestMeta) error {
-	if s.sudoUntil(p.Session, len(conf) > 0).After(s.clock()) {
+	if s.sudoUntil(ctx, p.Session, len(conf) > 0).After(s.clock()) {
 		return nil
 	}
 	if code == "" || len(conf) == 0 {
@@ -125,6 +125,9 @@ type Enrollment struct {
 func (s *Service) EnableAuthenticator(ctx context.Context, p Principal, label, code string, meta RequestMeta) (Enrollment, error) {
 	label, err := cleanLabel(label)
 	if err != nil {
+		return Enrollment{}, err
+	}
+	if err := s.checkEnrolAllowed(ctx, MethodAuthenticator); err != nil {
 		return Enrollment{}, err
 	}
 	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
@@ -251,7 +254,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 	turnsOn := len(conf) == 0
 	var codes []string
 	var hashes [][]byte
-	if turnsOn {
+	if turnsOn && s.backupCodesOn(ctx) {
 		codes, hashes, err = s.newBackupCodes()
 		if err != nil {
 			return ConfirmResult{}, err
@@ -277,7 +280,7 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 				replaced = append(replaced, old.ID)
 			}
 		}
-		if turnsOn {
+		if len(hashes) > 0 {
 			if err := tx.ReplaceBackupCodes(ctx, p.User.ID, hashes, now); err != nil {
 				return err
 			}
@@ -288,7 +291,10 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 		if err := tx.MarkSecondFactor(ctx, p.Session.ID, now, addAMR(p.Session.AMR, AMROTP)); err != nil {
 			return err
 		}
-		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		if err := s.endEnrollmentOnly(ctx, tx, p.Session); err != nil {
+			return err
+		}
+		n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventTwoFaEnabled)
 		if err != nil {
 			return err
 		}
@@ -400,7 +406,7 @@ func (s *Service) afterBackupUsed(ctx context.Context, tx Tx, userID, keep strin
 	if err != nil {
 		return 0, err
 	}
-	n, err := tx.RevokeUserSessions(ctx, userID, keep, at)
+	n, err := s.revokeOtherSessions(ctx, tx, userID, keep, at, meta, EventBackupUsed)
 	if err != nil {
 		return 0, err
 	}
@@ -408,6 +414,19 @@ func (s *Service) afterBackupUsed(ctx context.Context, tx Tx, userID, keep strin
 		return 0, err
 	}
 	return remaining, nil
+}
+
+// revokeOtherSessions revokes the user's sessions other than keep, after a
+// change to their second factors (reason: the event of that change), and
+// records the revocation as session.revoked in tx.
+func (s *Service) revokeOtherSessions(ctx context.Context, tx Tx, userID, keep string, at time.Time, meta RequestMeta, reason string) (int, error) {
+	n, err := tx.RevokeUserSessions(ctx, userID, keep, at)
+	if err != nil || n == 0 {
+		return n, err
+	}
+	return n, tx.AppendAudit(ctx, s.event(EventSessionRevoked, userID, meta, map[string]any{
+		"reason": reason, "sessions_revoked": n, "kept_session_id": keep,
+	}))
 }
 
 // StepUp checks a second-factor code for a signed-in session: sudo is
@@ -453,6 +472,9 @@ func (s *Service) GenerateBackupCodes(ctx context.Context, p Principal, code str
 	if len(conf) == 0 {
 		return nil, fmt.Errorf("backup codes: %w: turn on two-factor authentication first", ErrConflict)
 	}
+	if err := s.checkBackupCodesOn(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
 		return nil, err
 	}
@@ -465,7 +487,7 @@ func (s *Service) GenerateBackupCodes(ctx context.Context, p Principal, code str
 		if err := tx.ReplaceBackupCodes(ctx, p.User.ID, hashes, now); err != nil {
 			return err
 		}
-		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventBackupGenerated)
 		if err != nil {
 			return err
 		}
@@ -480,7 +502,8 @@ func (s *Service) GenerateBackupCodes(ctx context.Context, p Principal, code str
 // Disable removes the user's factors of method, or all of them when method
 // is empty (sudo). Removing the last factor turns 2FA off and deletes the
 // backup codes. The user's other sessions are revoked. It returns whether
-// 2FA is now off.
+// 2FA is now off. A method the user has no factor for is ErrNotFound;
+// disabling 2FA that is already off succeeds and changes nothing.
 func (s *Service) Disable(ctx context.Context, p Principal, method, code string, meta RequestMeta) (bool, error) {
 	if method != "" && method != MethodAuthenticator && method != MethodSMS {
 		return false, invalid("method", "must be authenticator or sms")
@@ -490,11 +513,18 @@ func (s *Service) Disable(ctx context.Context, p Principal, method, code string,
 		return false, fmt.Errorf("disable: %w", err)
 	}
 	conf := confirmed(factors)
-	if len(conf) == 0 {
-		return false, fmt.Errorf("disable: %w: two-factor authentication is not on", ErrConflict)
-	}
 	if method != "" && !hasMethod(conf, method) {
-		return false, invalid("method", "is not set up for this account")
+		return false, fmt.Errorf("disable: %w: no %s factor on this account", ErrNotFound, method)
+	}
+	if len(conf) == 0 {
+		// Already off (the contract answers 200): nothing to prove and no
+		// session to revoke; an unfinished enrolment is dropped.
+		for _, f := range factors {
+			if err := s.store.DeleteFactor(ctx, f.ID); err != nil && !errors.Is(err, ErrNotFound) {
+				return false, fmt.Errorf("disable: %w", err)
+			}
+		}
+		return true, nil
 	}
 	if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
 		return false, err
@@ -520,7 +550,7 @@ func (s *Service) Disable(ctx context.Context, p Principal, method, code string,
 				return err
 			}
 		}
-		n, err := tx.RevokeUserSessions(ctx, p.User.ID, p.Session.ID, now)
+		n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventTwoFaDisabled)
 		if err != nil {
 			return err
 		}

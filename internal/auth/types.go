@@ -156,6 +156,10 @@ const (
 	EventRefreshReuse     = "session.refresh_reused"
 	EventLoginThrottled   = "login.throttled"
 	EventAdminUserCreated = "admin.user.created"
+	// Administration beyond the contract's list.
+	EventAdminUserDisabled  = "admin.user.disabled"
+	EventAdminUserEnabled   = "admin.user.enabled"
+	EventAdminAuditExported = "admin.audit.exported"
 )
 
 // AttemptState is what an attempt counter holds.

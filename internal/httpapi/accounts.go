@@ -89,13 +89,6 @@ func (s *server) handleLogin() http.Handler {
 		Username string `json:"username"`
 		Password string `json:"password"`
 	}
-	type challenge struct {
-		Message        string   `json:"message"`
-		TwoFaRequired  bool     `json:"twoFaRequired"`
-		ChallengeToken string   `json:"challengeToken"`
-		Methods        []string `json:"methods"`
-		ExpiresIn      int      `json:"expiresIn"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		req, err := decode[request](r)
 		if err != nil {
@@ -112,20 +105,7 @@ func (s *server) handleLogin() http.Handler {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		if res.Challenge != nil {
-			s.metrics.login("password", "twofa_required")
-			encode(w, http.StatusOK, challenge{
-				Message: "2FA required", TwoFaRequired: true, ChallengeToken: res.Challenge.Token,
-				Methods: res.Challenge.Methods, ExpiresIn: res.Challenge.ExpiresIn,
-			})
-			return
-		}
-		s.metrics.login("password", "succeeded")
-		out := toTokensJSON(*res.Tokens)
-		u := toUserJSON(res.User)
-		out.User = &u
-		out.TwoFaEnrollmentRequired = res.EnrollmentRequired
-		encode(w, http.StatusOK, out)
+		s.writeLoginResult(w, "password", res)
 	})
 }
 

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,8 @@ func encode(w http.ResponseWriter, status int, v any) {
 }
 
 // decode reads one JSON object of type T from the body. A missing or
-// non-JSON body, a field of the wrong type or trailing data is a 400
+// non-JSON body, JSON that is not an object (null included), a field of
+// the wrong type or trailing data is a 400
 // invalid_request; a body over the size limit a 413. Unknown fields are
 // ignored.
 func decode[T any](r *http.Request) (T, error) {
@@ -31,7 +33,16 @@ func decode[T any](r *http.Request) (T, error) {
 			return v, &apiError{http.StatusUnsupportedMediaType, "invalid_request", "Content-Type must be application/json"}
 		}
 	}
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body) // bounded by the body limit
+	if err != nil {
+		return v, decodeError(err)
+	}
+	// null, arrays and scalars are JSON but not an object; null would even
+	// decode into T without an error, leaving every field empty.
+	if b := bytes.TrimLeft(body, " \t\r\n"); len(b) > 0 && b[0] != '{' {
+		return v, &apiError{http.StatusBadRequest, "invalid_request", "The body must be a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&v); err != nil {
 		return v, decodeError(err)
 	}

@@ -6,7 +6,8 @@ import (
 
 // routes lists every endpoint and the middleware that guards it.
 // requireAccess(false, …): a live access token; requireAccess(true, …): the
-// same, also allowed for sessions that may only enrol a second factor.
+// same, also allowed for sessions that may only enrol a second factor;
+// requireAdmin(…): an administrator's access token (see auth.AuthorizeAdmin).
 // Endpoints that take a challenge token check it in the handler.
 func (s *server) routes() http.Handler {
 	mux := http.NewServeMux()
@@ -17,6 +18,11 @@ func (s *server) routes() http.Handler {
 	mux.Handle("POST /authentication/renew", s.handleRenew())
 	mux.Handle("POST /authentication/logout", s.requireAccess(true, s.handleLogout()))
 	mux.Handle("GET /authentication/user", s.requireAccess(false, s.handleUser()))
+	mux.Handle("PUT /authentication/user/phone", s.requireAccess(false, s.handleChangePhone()))
+	mux.Handle("POST /authentication/user/phone/verify", s.requireAccess(false, s.handleVerifyPhone()))
+	mux.Handle("POST /authentication/phone/new", s.handlePhoneSignUp())
+	mux.Handle("POST /authentication/phone", s.handlePhoneSignIn())
+	mux.Handle("POST /authentication/phone/verify", s.handlePhoneVerify())
 
 	// Two-factor authentication.
 	mux.Handle("GET /authentication/twoFa", s.requireAccess(true, s.handleTwoFaStatus()))
@@ -31,12 +37,27 @@ func (s *server) routes() http.Handler {
 	mux.Handle("PUT /authentication/twoFa/disable", s.requireAccess(false, s.handleDisable()))
 	mux.Handle("POST /authentication/twoFa/disable", s.requireAccess(false, s.handleDisable()))
 
+	// Administration.
+	mux.Handle("GET /admin/settings", s.requireAdmin(s.handleGetSettings()))
+	mux.Handle("PUT /admin/settings", s.requireAdmin(s.handlePutSettings()))
+	mux.Handle("GET /admin/users", s.requireAdmin(s.handleListUsers()))
+	mux.Handle("GET /admin/users/{id}", s.requireAdmin(s.handleAdminUser()))
+	mux.Handle("POST /admin/users/{id}/twoFa/reset", s.requireAdmin(s.handleResetTwoFa()))
+	mux.Handle("POST /admin/users/{id}/sessions/revoke", s.requireAdmin(s.handleRevokeSessions()))
+	mux.Handle("POST /admin/users/{id}/disable", s.requireAdmin(s.handleSetDisabled(true)))
+	mux.Handle("POST /admin/users/{id}/enable", s.requireAdmin(s.handleSetDisabled(false)))
+	mux.Handle("GET /admin/audit", s.requireAdmin(s.handleAudit()))
+
 	// Operations.
 	mux.Handle("GET /healthz", s.handleHealthz())
 	mux.Handle("GET /readyz", s.handleReadyz())
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("GET /openapi.json", s.handleOpenAPI())
 	mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
+	if s.opts.PlivoAnswers != nil {
+		// Plivo fetches what to say when the callee answers; single use.
+		mux.Handle("GET /sms/plivo/answer/{id}", s.opts.PlivoAnswers)
+	}
 
 	return s.jsonFallback(mux)
 }

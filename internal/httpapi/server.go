@@ -24,6 +24,9 @@ type Options struct {
 	Ready func(ctx context.Context) error
 	// OpenAPI is the document served at /openapi.json.
 	OpenAPI []byte
+	// PlivoAnswers, when set, serves the one-time answer documents of
+	// Plivo voice calls at GET /sms/plivo/answer/{id}.
+	PlivoAnswers http.Handler
 }
 
 type server struct {

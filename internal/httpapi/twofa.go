@@ -7,33 +7,42 @@ import (
 	"github.com/twostep-auth/twostep/internal/auth"
 )
 
+// methodJSON is one confirmed second factor in a 2FA status.
+type methodJSON struct {
+	ID         string  `json:"id"`
+	Method     string  `json:"method"`
+	Label      string  `json:"label"`
+	To         *string `json:"to"`
+	CreatedAt  string  `json:"createdAt"`
+	LastUsedAt *string `json:"lastUsedAt"`
+}
+
+// twoFaStatusJSON is the answer of GET /twoFa, also shown in the admin
+// view of a user.
+type twoFaStatusJSON struct {
+	Enabled              bool         `json:"enabled"`
+	Methods              []methodJSON `json:"methods"`
+	BackupCodesRemaining int          `json:"backupCodesRemaining"`
+	SudoUntil            *string      `json:"sudoUntil"`
+	Warning              string       `json:"warning,omitempty"`
+}
+
+func toTwoFaStatusJSON(st auth.TwoFaStatus) twoFaStatusJSON {
+	out := twoFaStatusJSON{Enabled: st.Enabled, Methods: []methodJSON{}, BackupCodesRemaining: st.BackupCodesRemaining, SudoUntil: timePtr(st.SudoUntil), Warning: st.Warning}
+	for _, m := range st.Methods {
+		out.Methods = append(out.Methods, methodJSON{ID: m.ID, Method: m.Method, Label: m.Label, To: nullable(m.To), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339), LastUsedAt: timePtr(m.LastUsedAt)})
+	}
+	return out
+}
+
 func (s *server) handleTwoFaStatus() http.Handler {
-	type method struct {
-		ID         string  `json:"id"`
-		Method     string  `json:"method"`
-		Label      string  `json:"label"`
-		To         *string `json:"to"`
-		CreatedAt  string  `json:"createdAt"`
-		LastUsedAt *string `json:"lastUsedAt"`
-	}
-	type response struct {
-		Enabled              bool     `json:"enabled"`
-		Methods              []method `json:"methods"`
-		BackupCodesRemaining int      `json:"backupCodesRemaining"`
-		SudoUntil            *string  `json:"sudoUntil"`
-		Warning              string   `json:"warning,omitempty"`
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.svc.TwoFaStatus(r.Context(), principal(r))
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		out := response{Enabled: st.Enabled, Methods: []method{}, BackupCodesRemaining: st.BackupCodesRemaining, SudoUntil: timePtr(st.SudoUntil), Warning: st.Warning}
-		for _, m := range st.Methods {
-			out.Methods = append(out.Methods, method{ID: m.ID, Method: m.Method, Label: m.Label, To: nullable(m.To), CreatedAt: m.CreatedAt.UTC().Format(time.RFC3339), LastUsedAt: timePtr(m.LastUsedAt)})
-		}
-		encode(w, http.StatusOK, out)
+		encode(w, http.StatusOK, toTwoFaStatusJSON(st))
 	})
 }
 

@@ -1,0 +1,168 @@
+package auth
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/twostep-auth/twostep/internal/sms"
+	"github.com/twostep-auth/twostep/internal/totp"
+)
+
+// SMSSender delivers a text or places a call. Its errors are sms's:
+// sms.ErrInvalidNumber becomes ErrInvalidPhone, anything else
+// ErrSMSUnavailable.
+type SMSSender interface {
+	Send(ctx context.Context, m sms.Message) error
+}
+
+// SMSConfig are the rules for SMS and voice codes.
+type SMSConfig struct {
+	CodeTTL        time.Duration // 5 min
+	ResendCooldown time.Duration // 30 s per phone
+	HourlyLimit    int           // sends per phone per hour
+	MaxAttempts    int           // wrong tries that kill a code (5)
+	Template       string        // "Your {issuer} code is {code}"
+	Host           string        // for the WebOTP line "@host #code"
+	CallEnabled    bool          // the sender can place calls
+}
+
+// newSMSCode returns six digits from the service's random source, uniform
+// over 000000-999999 (rejection sampling, no modulo bias).
+func (s *Service) newSMSCode() (string, error) {
+	const limit = 4294000000 // largest multiple of 10^6 below 2^32
+	var b [4]byte
+	for {
+		if _, err := io.ReadFull(s.rand, b[:]); err != nil {
+			return "", fmt.Errorf("read random: %w", err)
+		}
+		if n := binary.BigEndian.Uint32(b[:]); n < limit {
+			return fmt.Sprintf("%06d", n%1000000), nil
+		}
+	}
+}
+
+// smsCodeHash binds a code to its purpose and subject under the server's
+// key, so a stored hash is useless offline and cannot complete another
+// purpose.
+func (s *Service) smsCodeHash(purpose, subject, code string) []byte {
+	m := hmac.New(sha256.New, s.smsKey)
+	m.Write([]byte(purpose))
+	m.Write([]byte{0})
+	m.Write([]byte(subject))
+	m.Write([]byte{0})
+	m.Write([]byte(code))
+	return m.Sum(nil)
+}
+
+func challengeSubject(hash []byte) string { return hex.EncodeToString(hash) }
+
+// smsCooldownPolicy allows one send per ResendCooldown per phone.
+func (s *Service) smsCooldownPolicy(st AttemptState, now time.Time) (time.Duration, bool) {
+	if st.LastAt.IsZero() {
+		return 0, true
+	}
+	if wait := st.LastAt.Add(s.sms.ResendCooldown).Sub(now); wait > 0 {
+		return wait, false
+	}
+	return 0, true
+}
+
+// sendCode issues a new code for (purpose, subject) and sends it to phone
+// by channel (MethodSMS or MethodCall). A live code is replaced and keeps
+// its attempts. Sends to one phone are limited to one per cooldown and
+// HourlyLimit an hour, whatever the channel.
+func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone, channel string, meta RequestMeta) (time.Duration, error) {
+	if s.sender == nil {
+		return 0, fmt.Errorf("send code: no SMS provider: %w", ErrSMSUnavailable)
+	}
+	if channel == MethodCall && !s.sms.CallEnabled {
+		return 0, invalid("method", "voice calls are not available")
+	}
+	now := s.clock()
+	wait, err := s.store.ReserveAttempt(ctx, "sms-cool:"+phone, now, s.smsCooldownPolicy)
+	if err != nil {
+		return 0, fmt.Errorf("send code: cooldown: %w", err)
+	}
+	if wait > 0 {
+		return 0, &RateLimitError{RetryAfter: wait, Reason: "a code was sent to this phone moments ago"}
+	}
+	hour := now.Truncate(time.Hour)
+	n, err := s.store.HitWindow(ctx, "sms-hour:"+phone, hour)
+	if err != nil {
+		return 0, fmt.Errorf("send code: hourly count: %w", err)
+	}
+	if n > int64(s.sms.HourlyLimit) {
+		return 0, &RateLimitError{RetryAfter: hour.Add(time.Hour).Sub(now), Reason: "too many codes sent to this phone this hour"}
+	}
+	code, err := s.newSMSCode()
+	if err != nil {
+		return 0, err
+	}
+	c := SMSCode{
+		ID: s.newID(), Purpose: purpose, Subject: subject, UserID: userID, Phone: phone,
+		CodeHash: s.smsCodeHash(purpose, subject, code), CreatedAt: now, LastSentAt: now, ExpiresAt: now.Add(s.sms.CodeTTL),
+	}
+	if _, err := s.store.SaveSMSCode(ctx, c); err != nil {
+		return 0, fmt.Errorf("send code: %w", err)
+	}
+	m := sms.Message{To: phone, Channel: sms.Channel(channel), Code: code, Purpose: purpose}
+	if channel == MethodCall {
+		m.Body = sms.SpeakCode(s.cfg.Issuer, code)
+	} else {
+		m.Body = sms.Text(s.sms.Template, s.cfg.Issuer, code, s.sms.Host)
+	}
+	if err := s.sender.Send(ctx, m); err != nil {
+		s.logger.WarnContext(ctx, "code not delivered", "event", "sms_failed", "to", MaskPhone(phone), "channel", channel, "purpose", purpose, "err", err)
+		if errors.Is(err, sms.ErrInvalidNumber) {
+			return 0, fmt.Errorf("send code: %w", ErrInvalidPhone)
+		}
+		return 0, fmt.Errorf("send code: %w: %w", ErrSMSUnavailable, err)
+	}
+	s.audit(ctx, s.event(EventChallengeSent, userID, meta, map[string]any{"channel": channel, "purpose": purpose, "to": MaskPhone(phone)}))
+	return s.sms.ResendCooldown, nil
+}
+
+// smsMatch finds the live code for (purpose, subject), counts one attempt
+// on it, and checks code in constant time. It returns the code row, whose
+// ID the caller consumes in its transaction. A wrong, dead or missing code
+// is ErrInvalidCode.
+func (s *Service) smsMatch(ctx context.Context, purpose, subject, code string) (SMSCode, error) {
+	norm, ok := totp.Normalize(code)
+	c, err := s.store.SMSCodeFor(ctx, purpose, subject)
+	if errors.Is(err, ErrNotFound) {
+		return SMSCode{}, ErrInvalidCode
+	}
+	if err != nil {
+		return SMSCode{}, fmt.Errorf("sms code: %w", err)
+	}
+	reserved, err := s.store.ReserveSMSCodeAttempt(ctx, c.ID, s.sms.MaxAttempts, s.clock())
+	if err != nil {
+		return SMSCode{}, fmt.Errorf("sms code: %w", err)
+	}
+	if !reserved || !ok {
+		return SMSCode{}, ErrInvalidCode
+	}
+	if !hmac.Equal(s.smsCodeHash(purpose, subject, norm), c.CodeHash) {
+		return SMSCode{}, ErrInvalidCode
+	}
+	return c, nil
+}
+
+// consumeSMS makes a matched code single use inside tx.
+func consumeSMS(ctx context.Context, tx Tx, id string, at time.Time) error {
+	ok, err := tx.ConsumeSMSCode(ctx, id, at)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errReplay
+	}
+	return nil
+}

@@ -1,0 +1,355 @@
+package httpapi
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twostep-auth/twostep/internal/auth"
+)
+
+// settingsJSON is the contract's Settings.
+type settingsJSON struct {
+	TwoFa struct {
+		Enabled bool `json:"enabled"`
+		Methods struct {
+			Authenticator bool `json:"authenticator"`
+			SMS           bool `json:"sms"`
+			Call          bool `json:"call"`
+		} `json:"methods"`
+		BackupCodes struct {
+			Enabled bool `json:"enabled"`
+		} `json:"backupCodes"`
+		RequiredForRoles []string `json:"requiredForRoles"`
+		SudoMinutes      int      `json:"sudoMinutes"`
+	} `json:"twoFa"`
+}
+
+func toSettingsJSON(st auth.Settings) settingsJSON {
+	var out settingsJSON
+	out.TwoFa.Enabled = st.TwoFaEnabled
+	out.TwoFa.Methods.Authenticator = st.Authenticator
+	out.TwoFa.Methods.SMS = st.SMS
+	out.TwoFa.Methods.Call = st.Call
+	out.TwoFa.BackupCodes.Enabled = st.BackupCodes
+	out.TwoFa.RequiredForRoles = st.RequiredForRoles
+	if out.TwoFa.RequiredForRoles == nil {
+		out.TwoFa.RequiredForRoles = []string{}
+	}
+	out.TwoFa.SudoMinutes = st.SudoMinutes
+	return out
+}
+
+func (s *server) handleGetSettings() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st, err := s.svc.Settings(r.Context(), principal(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, toSettingsJSON(st))
+	})
+}
+
+func (s *server) handlePutSettings() http.Handler {
+	// Every field is optional: absent (or null) keeps its value.
+	type request struct {
+		TwoFa *struct {
+			Enabled *bool `json:"enabled"`
+			Methods *struct {
+				Authenticator *bool `json:"authenticator"`
+				SMS           *bool `json:"sms"`
+				Call          *bool `json:"call"`
+			} `json:"methods"`
+			BackupCodes *struct {
+				Enabled *bool `json:"enabled"`
+			} `json:"backupCodes"`
+			RequiredForRoles *[]string `json:"requiredForRoles"`
+			SudoMinutes      *int      `json:"sudoMinutes"`
+		} `json:"twoFa"`
+	}
+	type response struct {
+		settingsJSON
+		StrandedUsers int `json:"strandedUsers"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		req, err := decode[request](r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		var ch auth.SettingsChange
+		if t := req.TwoFa; t != nil {
+			ch.TwoFaEnabled, ch.RequiredForRoles, ch.SudoMinutes = t.Enabled, t.RequiredForRoles, t.SudoMinutes
+			if m := t.Methods; m != nil {
+				ch.Authenticator, ch.SMS, ch.Call = m.Authenticator, m.SMS, m.Call
+			}
+			if b := t.BackupCodes; b != nil {
+				ch.BackupCodes = b.Enabled
+			}
+		}
+		res, err := s.svc.UpdateSettings(r.Context(), principal(r), ch, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{settingsJSON: toSettingsJSON(res.Settings), StrandedUsers: res.StrandedUsers})
+	})
+}
+
+// managedUserJSON is the contract's User as administrators see it: with
+// whether the account is disabled.
+type managedUserJSON struct {
+	userJSON
+	Disabled bool `json:"disabled"`
+}
+
+func toManagedUserJSON(u auth.User) managedUserJSON {
+	return managedUserJSON{userJSON: toUserJSON(u), Disabled: u.Disabled}
+}
+
+// queryInt reads an optional positive integer query parameter (empty: 0).
+func queryInt(r *http.Request, name string) (int, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return 0, &auth.ValidationError{Problems: map[string]string{name: "must be a positive integer"}}
+	}
+	return n, nil
+}
+
+// queryTime reads an optional RFC 3339 query parameter (empty: zero time).
+func queryTime(r *http.Request, name string) (time.Time, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, v)
+	if err != nil {
+		return time.Time{}, &auth.ValidationError{Problems: map[string]string{name: "must be an RFC 3339 time, like 2026-01-02T15:04:05Z"}}
+	}
+	return t, nil
+}
+
+func (s *server) handleListUsers() http.Handler {
+	type response struct {
+		Users      []managedUserJSON `json:"users"`
+		NextCursor *string           `json:"nextCursor"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit, err := queryInt(r, "limit")
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		q := r.URL.Query()
+		page, err := s.svc.ListUsers(r.Context(), principal(r), auth.UserQuery{Query: q.Get("query"), Limit: limit, Cursor: q.Get("cursor")})
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		out := response{Users: make([]managedUserJSON, 0, len(page.Users)), NextCursor: nullable(page.NextCursor)}
+		for _, u := range page.Users {
+			out.Users = append(out.Users, toManagedUserJSON(u))
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func (s *server) handleAdminUser() http.Handler {
+	type response struct {
+		User  managedUserJSON `json:"user"`
+		TwoFa twoFaStatusJSON `json:"twoFa"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, st, err := s.svc.AdminUser(r.Context(), principal(r), r.PathValue("id"))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, response{User: toManagedUserJSON(u), TwoFa: toTwoFaStatusJSON(st)})
+	})
+}
+
+// adminActionJSON answers an admin action on a user.
+type adminActionJSON struct {
+	Message         string `json:"message"`
+	SessionsRevoked int    `json:"sessionsRevoked"`
+}
+
+func (s *server) handleResetTwoFa() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.svc.ResetTwoFa(r.Context(), principal(r), r.PathValue("id"), meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, adminActionJSON{Message: "2FA reset", SessionsRevoked: n})
+	})
+}
+
+func (s *server) handleRevokeSessions() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.svc.RevokeSessions(r.Context(), principal(r), r.PathValue("id"), meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, adminActionJSON{Message: "Sessions revoked", SessionsRevoked: n})
+	})
+}
+
+func (s *server) handleSetDisabled(disabled bool) http.Handler {
+	message := "Account enabled"
+	if disabled {
+		message = "Account disabled"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.svc.SetUserDisabled(r.Context(), principal(r), r.PathValue("id"), disabled, meta(r))
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		encode(w, http.StatusOK, adminActionJSON{Message: message, SessionsRevoked: n})
+	})
+}
+
+// auditEventJSON is the contract's AuditEvent.
+type auditEventJSON struct {
+	ID        string         `json:"id"`
+	Time      string         `json:"time"`
+	Type      string         `json:"type"`
+	UserID    *string        `json:"userId"`
+	ActorID   *string        `json:"actorId"`
+	IP        *string        `json:"ip"`
+	UserAgent *string        `json:"userAgent"`
+	Detail    map[string]any `json:"detail"`
+}
+
+func toAuditEventJSON(e auth.AuditEvent) auditEventJSON {
+	var detail map[string]any
+	if len(e.Detail) > 0 {
+		detail = e.Detail
+	}
+	return auditEventJSON{
+		ID: e.ID, Time: e.Time.UTC().Format(time.RFC3339Nano), Type: e.Type,
+		UserID: nullable(e.UserID), ActorID: nullable(e.ActorID),
+		IP: nullable(e.IP), UserAgent: nullable(e.UserAgent), Detail: detail,
+	}
+}
+
+// auditExportBatch is how many events the CSV export reads at a time.
+const auditExportBatch = 1000
+
+func (s *server) handleAudit() http.Handler {
+	type response struct {
+		Events     []auditEventJSON `json:"events"`
+		NextCursor *string          `json:"nextCursor"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		q, err := auditQuery(r)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		switch r.URL.Query().Get("format") {
+		case "", "json":
+		case "csv":
+			s.exportAudit(w, r, q)
+			return
+		default:
+			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"format": "must be json or csv"}})
+			return
+		}
+		page, err := s.svc.AuditEvents(r.Context(), principal(r), q)
+		if err != nil {
+			writeError(w, r, s.logger, err)
+			return
+		}
+		out := response{Events: make([]auditEventJSON, 0, len(page.Events)), NextCursor: nullable(page.NextCursor)}
+		for _, e := range page.Events {
+			out.Events = append(out.Events, toAuditEventJSON(e))
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func auditQuery(r *http.Request) (auth.AuditQuery, error) {
+	v := r.URL.Query()
+	q := auth.AuditQuery{UserID: v.Get("userId"), ActorID: v.Get("actorId"), Type: v.Get("type"), Cursor: v.Get("cursor")}
+	var err error
+	if q.Limit, err = queryInt(r, "limit"); err != nil {
+		return auth.AuditQuery{}, err
+	}
+	if q.Since, err = queryTime(r, "since"); err != nil {
+		return auth.AuditQuery{}, err
+	}
+	if q.Until, err = queryTime(r, "until"); err != nil {
+		return auth.AuditQuery{}, err
+	}
+	return q, nil
+}
+
+// exportAudit writes every event q's filter selects as CSV, newest first,
+// reading them a batch at a time (q's limit and cursor do not apply). The
+// export is itself audited.
+func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, q auth.AuditQuery) {
+	ctx := r.Context()
+	if err := s.svc.RecordAuditExport(ctx, principal(r), q, meta(r)); err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	q.Limit, q.Cursor = auditExportBatch, ""
+	page, err := s.svc.AuditEvents(ctx, principal(r), q)
+	if err != nil {
+		writeError(w, r, s.logger, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="twostep-audit.csv"`)
+	w.WriteHeader(http.StatusOK)
+	cw := csv.NewWriter(w)
+	cw.UseCRLF = true
+	_ = cw.Write([]string{"id", "time", "type", "userId", "actorId", "ip", "userAgent", "detail"})
+	for {
+		for _, e := range page.Events {
+			detail := ""
+			if len(e.Detail) > 0 {
+				b, _ := json.Marshal(e.Detail) // decoded from JSON: it encodes again
+				detail = string(b)
+			}
+			row := []string{e.ID, e.Time.UTC().Format(time.RFC3339Nano), e.Type, e.UserID, e.ActorID, e.IP, e.UserAgent, detail}
+			for i := range row {
+				row[i] = csvCell(row[i])
+			}
+			_ = cw.Write(row)
+		}
+		cw.Flush()
+		if err := cw.Error(); err != nil || page.NextCursor == "" {
+			return // done, or the client went away
+		}
+		q.Cursor = page.NextCursor
+		if page, err = s.svc.AuditEvents(ctx, principal(r), q); err != nil {
+			// The status is sent: cut the connection rather than end the
+			// file as if it were complete.
+			s.logger.ErrorContext(ctx, "audit export", "request_id", requestID(ctx), "err", err)
+			panic(http.ErrAbortHandler)
+		}
+	}
+}
+
+// csvCell neutralises a cell that a spreadsheet would run as a formula
+// (OWASP's CSV injection advice): one starting with =, +, -, @, a tab or a
+// carriage return gets a leading apostrophe. encoding/csv quotes the rest.
+func csvCell(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
