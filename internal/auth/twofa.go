@@ -39,7 +39,7 @@ func (s *Service) loginMethods(ctx context.Context, userID string, factors []Fac
 		}
 		seen[f.Method] = true
 		methods = append(methods, f.Method)
-		if f.Method == MethodSMS {
+		if f.Method == MethodSMS && s.sms.CallEnabled {
 			methods = append(methods, MethodCall)
 		}
 	}
@@ -122,7 +122,7 @@ type AuthorizeResult struct {
 // Authorize prepares the second step of a challenge for method (default:
 // the user's first method). For an authenticator there is nothing to send.
 func (s *Service) Authorize(ctx context.Context, challengeToken, method string, meta RequestMeta) (AuthorizeResult, error) {
-	_, u, err := s.liveChallenge(ctx, challengeToken)
+	c, u, err := s.liveChallenge(ctx, challengeToken)
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
@@ -144,10 +144,29 @@ func (s *Service) Authorize(ctx context.Context, challengeToken, method string, 
 		}
 		return AuthorizeResult{Method: method, Message: "Check your authenticator app for the code"}, nil
 	case MethodSMS, MethodCall:
-		return AuthorizeResult{}, invalid("method", "is not set up for this account")
+		f, ok := firstFactor(factors, MethodSMS)
+		if !ok {
+			return AuthorizeResult{}, invalid("method", "is not set up for this account")
+		}
+		retry, err := s.sendCode(ctx, PurposeLogin, challengeSubject(c.Hash), u.ID, f.Phone, method, meta)
+		if err != nil {
+			return AuthorizeResult{}, err
+		}
+		return AuthorizeResult{Method: method, To: MaskPhone(f.Phone), RetryAfter: retry,
+			Message: "A verification code has been sent to " + MaskPhone(f.Phone)}, nil
 	default:
 		return AuthorizeResult{}, invalid("method", "must be one of authenticator, sms, call")
 	}
+}
+
+// firstFactor returns the user's oldest factor of method.
+func firstFactor(factors []Factor, method string) (Factor, bool) {
+	for _, f := range factors {
+		if f.Method == method {
+			return f, true
+		}
+	}
+	return Factor{}, false
 }
 
 func hasMethod(factors []Factor, method string) bool {
@@ -171,7 +190,7 @@ type match struct {
 // ("" means the user's default method; MethodBackup means a backup code).
 // It returns ErrInvalidCode when nothing matched and a *ValidationError
 // when method names nothing the user has.
-func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, method, code string) (match, error) {
+func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, challenge []byte, method, code string) (match, error) {
 	if len(code) > maxCodeInputBytes {
 		return match{}, ErrInvalidCode
 	}
@@ -242,7 +261,20 @@ func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, metho
 			return nil
 		}}, nil
 	case MethodSMS, MethodCall:
-		return match{}, invalid("method", "is not set up for this account")
+		// One live code per challenge, whether it came by text or call.
+		if !hasMethod(factors, MethodSMS) {
+			return match{}, invalid("method", "is not set up for this account")
+		}
+		if challenge == nil {
+			return match{}, invalid("method", "an SMS code is accepted only to finish a sign-in")
+		}
+		c, err := s.smsMatch(ctx, PurposeLogin, challengeSubject(challenge), code)
+		if err != nil {
+			return match{}, err
+		}
+		return match{method: MethodSMS, amr: AMRSMS, consume: func(ctx context.Context, tx Tx, at time.Time) error {
+			return consumeSMS(ctx, tx, c.ID, at)
+		}}, nil
 	default:
 		return match{}, invalid("method", "must be one of authenticator, sms, call")
 	}
@@ -275,7 +307,7 @@ func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, boo
 // then onSuccess in one transaction and clears the count. Wrong codes
 // answer ErrInvalidCode, the one that reaches the threshold a
 // *RateLimitError.
-func (s *Service) checkCode(ctx context.Context, u User, method, code string, meta RequestMeta, onSuccess func(tx Tx, m match, at time.Time) error) (match, error) {
+func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, method, code string, meta RequestMeta, onSuccess func(tx Tx, m match, at time.Time) error) (match, error) {
 	if err := checkMethodName(method, true); err != nil {
 		return match{}, err
 	}
@@ -295,7 +327,7 @@ func (s *Service) checkCode(ctx context.Context, u User, method, code string, me
 	if err := s.checkMethodAllowed(ctx, confirmed(factors), method); err != nil {
 		return match{}, err
 	}
-	m, err := s.matchCode(ctx, u, confirmed(factors), method, code)
+	m, err := s.matchCode(ctx, u, confirmed(factors), challenge, method, code)
 	if err == nil {
 		err = s.store.WithTx(ctx, func(tx Tx) error {
 			if err := m.consume(ctx, tx, now); err != nil {

@@ -82,7 +82,7 @@ func (s *Service) requireSudo(ctx context.Context, p Principal, conf []Factor, c
 	if code == "" || len(conf) == 0 {
 		return ErrSudoRequired
 	}
-	_, err := s.checkCode(ctx, p.User, codeMethod(conf, code), code, meta, func(tx Tx, m match, at time.Time) error {
+	_, err := s.checkCode(ctx, p.User, nil, codeMethod(conf, code), code, meta, func(tx Tx, m match, at time.Time) error {
 		return tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr))
 	})
 	return err
@@ -220,9 +220,6 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 	if pending == nil {
 		return ConfirmResult{}, invalid("method", "no enrolment is in progress: call /twoFa/enable first")
 	}
-	if pending.Method != MethodAuthenticator {
-		return ConfirmResult{}, invalid("method", "is not available")
-	}
 	now := s.clock()
 	key := enrolKeyPrefix + p.User.ID
 	wait, err := s.store.ReserveAttempt(ctx, key, now, s.lockPolicy)
@@ -232,14 +229,52 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 	if wait > 0 {
 		return ConfirmResult{}, &RateLimitError{RetryAfter: wait, Reason: "too many wrong codes"}
 	}
-	secret, err := s.openSecret(*pending)
-	if err != nil {
-		return ConfirmResult{}, err
-	}
-	norm, ok := totp.Normalize(code)
-	var step int64
-	if ok && len(code) <= maxCodeInputBytes {
-		step, ok = totp.Verify(secret, norm, now, totpSkew, totpOptions)
+	// consume makes the confirming code single use, in the transaction
+	// that confirms the factor.
+	var consume func(tx Tx) error
+	ok := false
+	switch pending.Method {
+	case MethodAuthenticator:
+		secret, err := s.openSecret(*pending)
+		if err != nil {
+			return ConfirmResult{}, err
+		}
+		norm, valid := totp.Normalize(code)
+		var step int64
+		if valid && len(code) <= maxCodeInputBytes {
+			step, ok = totp.Verify(secret, norm, now, totpSkew, totpOptions)
+		}
+		consume = func(tx Tx) error {
+			advanced, err := tx.AdvanceFactorStep(ctx, pending.ID, step, now)
+			if err != nil {
+				return err
+			}
+			if !advanced {
+				return ErrInvalidCode
+			}
+			return nil
+		}
+	case MethodSMS:
+		c, err := s.smsMatch(ctx, PurposeEnrolment, p.User.ID, code)
+		if err != nil && !errors.Is(err, ErrInvalidCode) {
+			return ConfirmResult{}, err
+		}
+		ok = err == nil
+		consume = func(tx Tx) error {
+			if err := consumeSMS(ctx, tx, c.ID, now); err != nil {
+				return ErrInvalidCode
+			}
+			// The code proved the phone: it becomes the account's
+			// verified phone unless the account already has one.
+			if !p.User.PhoneVerified {
+				if err := tx.SetUserPhone(ctx, p.User.ID, c.Phone, true, now); err != nil && !errors.Is(err, ErrConflict) {
+					return err
+				}
+			}
+			return nil
+		}
+	default:
+		return ConfirmResult{}, invalid("method", "is not available")
 	}
 	if !ok {
 		s.audit(ctx, s.event(EventVerifyFailed, p.User.ID, meta, map[string]any{"method": pending.Method, "purpose": "enrolment"}))
@@ -261,12 +296,8 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 		}
 	}
 	err = s.store.WithTx(ctx, func(tx Tx) error {
-		ok, err := tx.AdvanceFactorStep(ctx, pending.ID, step, now)
-		if err != nil {
+		if err := consume(tx); err != nil {
 			return err
-		}
-		if !ok {
-			return ErrInvalidCode
 		}
 		if err := tx.ConfirmFactor(ctx, pending.ID, now); err != nil {
 			return err
@@ -288,7 +319,11 @@ func (s *Service) ConfirmEnrollment(ctx context.Context, p Principal, method, co
 				return err
 			}
 		}
-		if err := tx.MarkSecondFactor(ctx, p.Session.ID, now, addAMR(p.Session.AMR, AMROTP)); err != nil {
+		amr := AMROTP
+		if pending.Method == MethodSMS {
+			amr = AMRSMS
+		}
+		if err := tx.MarkSecondFactor(ctx, p.Session.ID, now, addAMR(p.Session.AMR, amr)); err != nil {
 			return err
 		}
 		if err := s.endEnrollmentOnly(ctx, tx, p.Session); err != nil {
@@ -369,7 +404,7 @@ func (s *Service) completeChallenge(ctx context.Context, challengeToken, method,
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err = s.checkCode(ctx, u, method, code, meta, func(tx Tx, m match, at time.Time) error {
+	_, err = s.checkCode(ctx, u, c.Hash, method, code, meta, func(tx Tx, m match, at time.Time) error {
 		ok, err := tx.ConsumeChallenge(ctx, c.Hash, at)
 		if err != nil {
 			return err
@@ -438,7 +473,7 @@ func (s *Service) StepUp(ctx context.Context, p Principal, method, code string, 
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err := s.checkCode(ctx, p.User, method, code, meta, func(tx Tx, m match, at time.Time) error {
+	_, err := s.checkCode(ctx, p.User, nil, method, code, meta, func(tx Tx, m match, at time.Time) error {
 		amr := addAMR(p.Session.AMR, m.amr)
 		if err := tx.MarkSecondFactor(ctx, p.Session.ID, at, amr); err != nil {
 			return err
@@ -562,4 +597,59 @@ func (s *Service) Disable(ctx context.Context, p Principal, method, code string,
 		return false, fmt.Errorf("disable: %w", err)
 	}
 	return off, nil
+}
+
+// EnableSMS starts enrolling a phone for SMS and voice codes: a pending
+// factor and a code sent to phone (or to the account's verified phone when
+// phone is empty). Once 2FA is on it needs sudo (or code). It returns the
+// masked number.
+func (s *Service) EnableSMS(ctx context.Context, p Principal, phone, label, code string, meta RequestMeta) (string, error) {
+	if err := s.checkEnrolAllowed(ctx, MethodSMS); err != nil {
+		return "", err
+	}
+	if label == "" {
+		label = "SMS"
+	}
+	label, err := cleanLabel(label)
+	if err != nil {
+		return "", err
+	}
+	var e164 string
+	switch {
+	case phone != "":
+		if e164, err = NormalizePhone(phone); err != nil {
+			return "", err
+		}
+	case p.User.PhoneVerified:
+		e164 = p.User.Phone
+	default:
+		return "", invalid("phone", "is required: this account has no verified phone")
+	}
+	factors, err := s.store.FactorsByUser(ctx, p.User.ID)
+	if err != nil {
+		return "", fmt.Errorf("enable sms: %w", err)
+	}
+	if conf := confirmed(factors); len(conf) > 0 {
+		if err := s.requireSudo(ctx, p, conf, code, meta); err != nil {
+			return "", err
+		}
+	}
+	f := Factor{ID: s.newID(), UserID: p.User.ID, Method: MethodSMS, Label: label, Phone: e164, CreatedAt: s.clock()}
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		for _, old := range factors {
+			if !old.Confirmed() && old.Method == MethodSMS {
+				if err := tx.DeleteFactor(ctx, old.ID); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.CreateFactor(ctx, f)
+	})
+	if err != nil {
+		return "", fmt.Errorf("enable sms: %w", err)
+	}
+	if _, err := s.sendCode(ctx, PurposeEnrolment, p.User.ID, p.User.ID, e164, MethodSMS, meta); err != nil {
+		return "", err
+	}
+	return MaskPhone(e164), nil
 }

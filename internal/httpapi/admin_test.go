@@ -347,8 +347,8 @@ func TestAdminSettings(t *testing.T) {
 		for _, body := range []any{
 			map[string]any{"twoFa": map[string]any{"enabled": false}},
 			map[string]any{"twoFa": map[string]any{"methods": map[string]any{"authenticator": false, "sms": false, "call": false}}},
-			// No SMS provider here: a phone cannot be enrolled.
-			map[string]any{"twoFa": map[string]any{"methods": map[string]any{"authenticator": false}}},
+			// Voice calls alone cannot enrol a phone: enrolment is by text.
+			map[string]any{"twoFa": map[string]any{"methods": map[string]any{"authenticator": false, "sms": false}}},
 			map[string]any{"twoFa": map[string]any{"enabled": false, "requiredForRoles": []string{"user"}}},
 		} {
 			wantErr(t, fmt.Sprintf("PUT %v", body), e.putSettings(root.access, body), http.StatusConflict, "conflict")

@@ -22,6 +22,7 @@ import (
 	"github.com/twostep-auth/twostep/internal/httpapi"
 	"github.com/twostep-auth/twostep/internal/password"
 	"github.com/twostep-auth/twostep/internal/seal"
+	"github.com/twostep-auth/twostep/internal/sms/smstest"
 	"github.com/twostep-auth/twostep/internal/sqlstore"
 	"github.com/twostep-auth/twostep/internal/sqlstore/sqltest"
 	"github.com/twostep-auth/twostep/internal/token"
@@ -58,6 +59,8 @@ type env struct {
 	clock  *clock
 	cfg    auth.Config
 	spec   *apispec.Validator
+	// sms records every text and call the service sends.
+	sms *smstest.Recorder
 	// remoteAddr is the peer address of requests (default 192.0.2.1:1234).
 	remoteAddr string
 }
@@ -94,6 +97,10 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 			ChallengeTTL: 5 * time.Minute, SudoTTL: 10 * time.Minute, ChallengeMaxAttempts: 5,
 			LockoutThreshold: 10, LockoutDuration: 15 * time.Minute,
 			LoginFreeFailures: 5, LoginMaxFailures: 100, LoginMaxDelay: 15 * time.Minute, LoginIPLimit: 0,
+			SMS: auth.SMSConfig{
+				CodeTTL: 5 * time.Minute, ResendCooldown: 30 * time.Second, HourlyLimit: 5, MaxAttempts: 5,
+				Template: "Your {issuer} code is {code}", Host: "twostep.example", CallEnabled: true,
+			},
 		},
 		opts:    httpapi.Options{MaxBodyBytes: 64 << 10},
 		params:  testParams,
@@ -120,9 +127,12 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 	}
 	backupKey := make([]byte, 32)
 	_, _ = rand.Read(backupKey)
+	smsKey := make([]byte, 32)
+	_, _ = rand.Read(smsKey)
+	recorder := &smstest.Recorder{}
 	svc, err := auth.NewService(auth.Deps{
 		Store: db, Passwords: password.NewHasher(st.params, 4), Tokens: tokens, Sealer: sealer,
-		BackupKey: backupKey, Logger: logger, Now: clk.Now,
+		BackupKey: backupKey, SMSKey: smsKey, SMS: recorder, Logger: logger, Now: clk.Now,
 	}, st.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -137,7 +147,7 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 		t.Fatalf("apispec.NewValidator() = %v", err)
 	}
 	tt, _ := t.(*testing.T)
-	return &env{t: tt, engine: engine, db: db, sealer: sealer, svc: svc, tokens: tokens, h: h, clock: clk, cfg: st.cfg, spec: spec, remoteAddr: "192.0.2.1:1234"}
+	return &env{t: tt, engine: engine, db: db, sealer: sealer, svc: svc, tokens: tokens, h: h, clock: clk, cfg: st.cfg, spec: spec, sms: recorder, remoteAddr: "192.0.2.1:1234"}
 }
 
 // forEachEngine runs fn as a parallel subtest on every engine the machine

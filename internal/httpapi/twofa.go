@@ -86,11 +86,27 @@ func (s *server) handleEnable() http.Handler {
 		case "":
 			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "is required: authenticator or sms"}})
 		case auth.MethodSMS:
-			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "sms is not available on this server yet"}})
+			phone := req.Phone
+			if phone == "" {
+				phone = req.PhoneNumber
+			}
+			to, err := s.svc.EnableSMS(r.Context(), principal(r), phone, req.Label, req.Code, meta(r))
+			if err != nil {
+				writeError(w, r, s.logger, err)
+				return
+			}
+			encode(w, http.StatusOK, smsEnrollResponse{Method: auth.MethodSMS, Message: "Verification code sent", To: to})
 		default:
 			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "must be authenticator or sms"}})
 		}
 	})
+}
+
+// smsEnrollResponse answers /twoFa/enable for sms.
+type smsEnrollResponse struct {
+	Method  string `json:"method"`
+	Message string `json:"message"`
+	To      string `json:"to"`
 }
 
 func (s *server) handleEnableVerify() http.Handler {
