@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/config"
 	"github.com/twostep-auth/twostep/internal/password"
+	"github.com/twostep-auth/twostep/internal/redisstore"
 	"github.com/twostep-auth/twostep/internal/seal"
 	"github.com/twostep-auth/twostep/internal/sqlstore"
 	"github.com/twostep-auth/twostep/internal/token"
@@ -26,9 +29,56 @@ type app struct {
 	tokens *token.Keyring
 	svc    *auth.Service
 	sms    smsSetup
+	// redis is set when TWOSTEP_REDIS_URL is: it then holds the
+	// short-lived counters shared by every instance.
+	redis *redis.Client
 }
 
-func (a *app) Close() error { return a.db.Close() }
+func (a *app) Close() error {
+	if a.redis != nil {
+		a.redis.Close()
+	}
+	return a.db.Close()
+}
+
+// Ready reports whether the database and, when configured, Redis answer.
+func (a *app) Ready(ctx context.Context) error {
+	if err := a.db.Ping(ctx); err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	if a.redis != nil {
+		if err := a.redis.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("redis: %w", err)
+		}
+	}
+	return nil
+}
+
+// store is what the service runs on: the SQL database, with the counters
+// in Redis when it is configured.
+func (a *app) store(ctx context.Context) (auth.Store, error) {
+	if a.cfg.Redis.URL == "" {
+		return a.db, nil
+	}
+	opts, err := redis.ParseURL(a.cfg.Redis.URL)
+	if err != nil {
+		return nil, fmt.Errorf("TWOSTEP_REDIS_URL: %w", err)
+	}
+	// Fail fast while Redis is down: requests that need it answer 503 at
+	// once instead of queueing behind retries; the client reconnects by
+	// itself when Redis is back.
+	opts.MaxRetries = 1
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 2 * time.Second
+	opts.WriteTimeout = 2 * time.Second
+	a.redis = redis.NewClient(opts)
+	if err := a.redis.Ping(ctx).Err(); err != nil {
+		a.logger.Warn("redis does not answer yet; requests that need it fail until it does", "err", err)
+	}
+	// Attempt counters never expire on their own: a lock that must last
+	// until an administrator lifts it would otherwise lapse.
+	return redisstore.Split(a.db, redisstore.New(a.redis, "twostep:", redisstore.Options{AttemptTTL: -1})), nil
+}
 
 // loadConfig reads the configuration and reports every problem at once.
 func loadConfig(path string, getenv func(string) string) (config.Config, error) {
@@ -109,8 +159,12 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 	if cfg.Argon2.AllowWeak {
 		a.logger.Warn("weak password-hash settings allowed (TWOSTEP_ARGON2_ALLOW_WEAK): for tests and benchmarks only", "memory_kib", params.MemoryKiB, "iterations", params.Iterations)
 	}
+	store, err := a.store(ctx)
+	if err != nil {
+		return err
+	}
 	a.svc, err = auth.NewService(auth.Deps{
-		Store:     a.db,
+		Store:     store,
 		Passwords: password.NewHasher(params, cfg.Argon2.MaxConcurrent),
 		Tokens:    a.tokens,
 		Sealer:    sealer,

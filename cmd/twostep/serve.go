@@ -52,7 +52,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
 		AccessLog:      cfg.Log.AccessLog,
-		Ready:          a.db.Ping,
+		Ready:          a.Ready,
 		OpenAPI:        apispec.Document(),
 		PlivoAnswers:   a.sms.plivoAnswers,
 	}, a.svc, a.tokens, httpapi.NewMetrics())

@@ -159,7 +159,7 @@ func TestErrorCodes(t *testing.T) {
 	for _, c := range schema["enum"].([]any) {
 		got = append(got, c.(string))
 	}
-	want := []string{"invalid_request", "invalid_credentials", "unauthorized", "invalid_code", "challenge_expired", "sudo_required", "forbidden", "enrollment_required", "not_found", "conflict", "invalid_phone", "rate_limited", "sms_unavailable", "internal_error"}
+	want := []string{"invalid_request", "invalid_credentials", "unauthorized", "invalid_code", "challenge_expired", "sudo_required", "forbidden", "enrollment_required", "not_found", "conflict", "invalid_phone", "rate_limited", "sms_unavailable", "internal_error", "unavailable"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("ErrorCode enum (-want +got):\n%s", diff)
 	}
@@ -170,7 +170,7 @@ func errorBody(status int) ([]byte, http.Header) {
 	code := map[int]string{
 		400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
 		409: "conflict", 413: "invalid_request", 415: "invalid_request", 429: "rate_limited",
-		500: "internal_error", 503: "sms_unavailable",
+		500: "internal_error", 503: "unavailable",
 	}[status]
 	h := http.Header{"Content-Type": {"application/json"}}
 	if status == 429 {

@@ -193,11 +193,6 @@ func (s *Service) ResetTwoFa(ctx context.Context, admin Principal, userID string
 		if err := tx.ReplaceBackupCodes(ctx, u.ID, nil, now); err != nil {
 			return err
 		}
-		for _, key := range []string{lockKeyPrefix + u.ID, enrolKeyPrefix + u.ID} {
-			if err := tx.ResetAttempts(ctx, key); err != nil {
-				return err
-			}
-		}
 		if n, err = tx.RevokeUserSessions(ctx, u.ID, keepOwnSession(admin, u.ID), now); err != nil {
 			return err
 		}
@@ -207,6 +202,12 @@ func (s *Service) ResetTwoFa(ctx context.Context, admin Principal, userID string
 	})
 	if err != nil {
 		return 0, fmt.Errorf("reset 2fa: %w", err)
+	}
+	// The lockout counters may live in Redis, outside the transaction.
+	for _, key := range []string{lockKeyPrefix + u.ID, enrolKeyPrefix + u.ID} {
+		if err := s.store.ResetAttempts(ctx, key); err != nil {
+			return n, fmt.Errorf("reset 2fa: clear lockout: %w", err)
+		}
 	}
 	return n, nil
 }

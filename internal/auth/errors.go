@@ -22,6 +22,9 @@ var (
 	ErrConflict           = errors.New("conflict")
 	ErrInvalidPhone       = errors.New("invalid phone")
 	ErrSMSUnavailable     = errors.New("sms unavailable")
+	// ErrUnavailable means a store twostep needs (the database, Redis) did
+	// not answer; the request failed closed and changed nothing.
+	ErrUnavailable = errors.New("temporarily unavailable")
 )
 
 // ValidationError reports which request fields are wrong. It matches

@@ -31,6 +31,7 @@ var errorMapping = []struct {
 	{auth.ErrConflict, http.StatusConflict, "conflict", "This conflicts with the current state"},
 	{auth.ErrRateLimited, http.StatusTooManyRequests, "rate_limited", "Too many attempts; try again later"},
 	{auth.ErrSMSUnavailable, http.StatusServiceUnavailable, "sms_unavailable", "The code could not be sent; try again later"},
+	{auth.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "The service is temporarily unavailable; try again later"},
 }
 
 // apiError is an error the HTTP layer itself raises (bad JSON, huge body,

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/twostep-auth/twostep/internal/auth"
 )
 
 // DefaultAttemptTTL is the AttemptTTL used when Options leaves it zero.
@@ -76,5 +78,35 @@ func (s *Store) windowKey(key string, window time.Time) string {
 // fail wraps a Redis error with the operation it broke. Keys are left out of
 // the message: a login key holds whatever name the client typed.
 func fail(op string, err error) error {
-	return fmt.Errorf("redis %s: %w", op, err)
+	return fmt.Errorf("redis %s: %w: %w", op, auth.ErrUnavailable, err)
+}
+
+// Split returns a store that keeps durable facts in durable (SQL) and the
+// short-lived counters (login throttling, lockouts, send cooldowns and
+// windows) in counters, shared by every instance. auth never touches
+// counters inside a transaction, so the SQL transaction and Redis never
+// need to commit together.
+func Split(durable auth.Store, counters *Store) auth.Store {
+	return split{Store: durable, c: counters}
+}
+
+type split struct {
+	auth.Store
+	c *Store
+}
+
+func (s split) ReserveAttempt(ctx context.Context, key string, now time.Time, policy auth.AttemptPolicy) (time.Duration, error) {
+	return s.c.ReserveAttempt(ctx, key, now, policy)
+}
+
+func (s split) ResetAttempts(ctx context.Context, key string) error {
+	return s.c.ResetAttempts(ctx, key)
+}
+
+func (s split) AttemptState(ctx context.Context, key string) (auth.AttemptState, error) {
+	return s.c.AttemptState(ctx, key)
+}
+
+func (s split) HitWindow(ctx context.Context, key string, window time.Time) (int64, error) {
+	return s.c.HitWindow(ctx, key, window)
 }

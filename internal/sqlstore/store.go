@@ -3,8 +3,11 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -169,7 +172,19 @@ func mapErr(err error) error {
 			return fmt.Errorf("%w: %s (%s)", auth.ErrConflict, pe.Message, pe.ConstraintName)
 		case "23503": // foreign_key_violation
 			return fmt.Errorf("%w: %s (%s)", auth.ErrNotFound, pe.Message, pe.ConstraintName)
+		case "57P01", "57P02", "57P03": // admin_shutdown, crash_shutdown, cannot_connect_now
+			return fmt.Errorf("%w: %s", auth.ErrUnavailable, pe.Message)
 		}
+		if strings.HasPrefix(pe.Code, "08") { // connection exception class
+			return fmt.Errorf("%w: %s", auth.ErrUnavailable, pe.Message)
+		}
+	}
+	// The database went away (PostgreSQL restarting, network gone): the
+	// request fails closed with 503 and the pool reconnects on its own.
+	var ce *pgconn.ConnectError
+	var ne net.Error
+	if errors.As(err, &ce) || errors.As(err, &ne) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return fmt.Errorf("%w: %w", auth.ErrUnavailable, err)
 	}
 	return err
 }
