@@ -302,76 +302,108 @@ func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, boo
 	return 0, true
 }
 
-// checkCode runs one second-factor attempt for u under the account lockout:
-// it counts the attempt before checking, and on success runs consume and
-// then onSuccess in one transaction and clears the count. Wrong codes
-// answer ErrInvalidCode, the one that reaches the threshold a
-// *RateLimitError.
+// checkCode runs one second-factor attempt for u, in one transaction: it
+// counts the attempt on the challenge (when there is one) and on the
+// account's lockout counter before looking at the result, and then either
+// makes the code single use and runs onSuccess and clears the count, or
+// records the failure. Wrong codes answer ErrInvalidCode, the one that
+// reaches the lockout threshold a *RateLimitError; a dead challenge
+// ErrChallengeExpired. The code itself is checked before the transaction,
+// so the writer is held only for the writes.
 func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, method, code string, meta RequestMeta, onSuccess func(tx Tx, m match, at time.Time) error) (match, error) {
 	if err := checkMethodName(method, true); err != nil {
 		return match{}, err
-	}
-	now := s.clock()
-	key := lockKeyPrefix + u.ID
-	wait, err := s.store.ReserveAttempt(ctx, key, now, s.lockPolicy)
-	if err != nil {
-		return match{}, fmt.Errorf("reserve second-factor attempt: %w", err)
-	}
-	if wait > 0 {
-		return match{}, &RateLimitError{RetryAfter: wait, Reason: "second factor locked after too many wrong codes"}
 	}
 	factors, err := s.store.FactorsByUser(ctx, u.ID)
 	if err != nil {
 		return match{}, fmt.Errorf("load factors: %w", err)
 	}
-	if err := s.checkMethodAllowed(ctx, confirmed(factors), method); err != nil {
+	conf := confirmed(factors)
+	if err := s.checkMethodAllowed(ctx, conf, method); err != nil {
 		return match{}, err
 	}
-	m, err := s.matchCode(ctx, u, confirmed(factors), challenge, method, code)
-	if err == nil {
-		err = s.store.WithTx(ctx, func(tx Tx) error {
-			if err := m.consume(ctx, tx, now); err != nil {
+	m, matchErr := s.matchCode(ctx, u, conf, challenge, method, code)
+	var verr *ValidationError
+	if matchErr != nil && !errors.Is(matchErr, ErrInvalidCode) && !errors.Is(matchErr, errReplay) && !errors.As(matchErr, &verr) {
+		return match{}, matchErr
+	}
+	now := s.clock()
+	key := lockKeyPrefix + u.ID
+	var outcome error // what the caller is told; nil on success
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		if challenge != nil {
+			ok, err := tx.ReserveChallengeAttempt(ctx, challenge, s.cfg.ChallengeMaxAttempts, now)
+			if err != nil {
 				return err
 			}
-			return onSuccess(tx, m, now)
-		})
-	}
-	var verr *ValidationError
-	if errors.As(err, &verr) {
-		// A method the user does not have: bad input, and still counted as
-		// the guess it carried.
-		return match{}, err
-	}
-	if errors.Is(err, ErrInvalidCode) || errors.Is(err, errReplay) {
-		return match{}, s.codeFailed(ctx, u, method, meta, err)
-	}
+			if !ok {
+				outcome = ErrChallengeExpired
+				return nil
+			}
+		}
+		wait, err := tx.ReserveAttempt(ctx, key, now, s.lockPolicy)
+		if err != nil {
+			return fmt.Errorf("reserve second-factor attempt: %w", err)
+		}
+		if wait > 0 {
+			outcome = &RateLimitError{RetryAfter: wait, Reason: "second factor locked after too many wrong codes"}
+			return nil
+		}
+		failure := matchErr
+		if failure == nil {
+			failure = m.consume(ctx, tx, now)
+		}
+		if failure == nil {
+			if err := onSuccess(tx, m, now); err != nil {
+				return err
+			}
+			return tx.ResetAttempts(ctx, key)
+		}
+		if errors.As(failure, &verr) {
+			// A method the user does not have: bad input, and still
+			// counted as the guess it carried.
+			outcome = failure
+			return nil
+		}
+		if !errors.Is(failure, ErrInvalidCode) && !errors.Is(failure, errReplay) {
+			return failure
+		}
+		outcome, err = s.codeFailed(ctx, tx, u, method, meta, failure)
+		return err
+	})
 	if err != nil {
 		return match{}, err
 	}
-	if err := s.store.ResetAttempts(ctx, key); err != nil {
-		s.logger.ErrorContext(ctx, "reset second-factor attempts", "user_id", u.ID, "err", err)
+	if outcome != nil {
+		return match{}, outcome
 	}
 	return m, nil
 }
 
-// codeFailed records a wrong second-factor code and turns the one that
-// reaches the lockout threshold into a lock.
-func (s *Service) codeFailed(ctx context.Context, u User, method string, meta RequestMeta, cause error) error {
+// codeFailed records a wrong second-factor code in tx and turns the one
+// that reaches the lockout threshold into a lock. It returns the error the
+// caller answers.
+func (s *Service) codeFailed(ctx context.Context, tx Tx, u User, method string, meta RequestMeta, cause error) (error, error) {
 	reason := "wrong_code"
 	if errors.Is(cause, errReplay) {
 		reason = "code_reused"
 	}
-	s.audit(ctx, s.event(EventVerifyFailed, u.ID, meta, map[string]any{"method": method, "reason": reason}))
 	s.logger.WarnContext(ctx, "second factor failed", "event", "twofa_failed", "user_id", u.ID, "reason", reason)
-	st, err := s.store.AttemptState(ctx, lockKeyPrefix+u.ID)
+	if err := tx.AppendAudit(ctx, s.event(EventVerifyFailed, u.ID, meta, map[string]any{"method": method, "reason": reason})); err != nil {
+		return nil, err
+	}
+	st, err := tx.AttemptState(ctx, lockKeyPrefix+u.ID)
 	if err != nil {
-		return fmt.Errorf("read second-factor attempts: %w", err)
+		return nil, fmt.Errorf("read second-factor attempts: %w", err)
 	}
 	if st.Failures >= s.cfg.LockoutThreshold {
-		s.audit(ctx, s.event(EventTwoFaLocked, u.ID, meta, map[string]any{"until": st.LastAt.Add(s.cfg.LockoutDuration).Format(time.RFC3339)}))
-		return &RateLimitError{RetryAfter: st.LastAt.Add(s.cfg.LockoutDuration).Sub(s.clock()), Reason: "second factor locked after too many wrong codes"}
+		until := st.LastAt.Add(s.cfg.LockoutDuration)
+		if err := tx.AppendAudit(ctx, s.event(EventTwoFaLocked, u.ID, meta, map[string]any{"until": until.Format(time.RFC3339)})); err != nil {
+			return nil, err
+		}
+		return &RateLimitError{RetryAfter: until.Sub(s.clock()), Reason: "second factor locked after too many wrong codes"}, nil
 	}
-	return fmt.Errorf("%w: %w", ErrInvalidCode, cause)
+	return fmt.Errorf("%w: %w", ErrInvalidCode, cause), nil
 }
 
 // checkMethodName refuses a method that is not one of the contract's names

@@ -83,9 +83,10 @@ func fail(op string, err error) error {
 
 // Split returns a store that keeps durable facts in durable (SQL) and the
 // short-lived counters (login throttling, lockouts, send cooldowns and
-// windows) in counters, shared by every instance. auth never touches
-// counters inside a transaction, so the SQL transaction and Redis never
-// need to commit together.
+// windows) in counters, shared by every instance. Inside a transaction the
+// counters still go to Redis, at once: a counted attempt stays counted even
+// when the SQL transaction rolls back, which is the safe direction for a
+// limit.
 func Split(durable auth.Store, counters *Store) auth.Store {
 	return split{Store: durable, c: counters}
 }
@@ -93,6 +94,33 @@ func Split(durable auth.Store, counters *Store) auth.Store {
 type split struct {
 	auth.Store
 	c *Store
+}
+
+// WithTx runs fn in a transaction of the durable store whose counter
+// methods go to Redis.
+func (s split) WithTx(ctx context.Context, fn func(tx auth.Tx) error) error {
+	return s.Store.WithTx(ctx, func(tx auth.Tx) error { return fn(splitTx{Tx: tx, c: s.c}) })
+}
+
+type splitTx struct {
+	auth.Tx
+	c *Store
+}
+
+func (s splitTx) ReserveAttempt(ctx context.Context, key string, now time.Time, policy auth.AttemptPolicy) (time.Duration, error) {
+	return s.c.ReserveAttempt(ctx, key, now, policy)
+}
+
+func (s splitTx) ResetAttempts(ctx context.Context, key string) error {
+	return s.c.ResetAttempts(ctx, key)
+}
+
+func (s splitTx) AttemptState(ctx context.Context, key string) (auth.AttemptState, error) {
+	return s.c.AttemptState(ctx, key)
+}
+
+func (s splitTx) HitWindow(ctx context.Context, key string, window time.Time) (int64, error) {
+	return s.c.HitWindow(ctx, key, window)
 }
 
 func (s split) ReserveAttempt(ctx context.Context, key string, now time.Time, policy auth.AttemptPolicy) (time.Duration, error) {
