@@ -90,6 +90,17 @@ func (s *Service) PhoneSignUp(ctx context.Context, username, phone string, meta 
 	} else if !errors.Is(err, ErrNotFound) {
 		return fmt.Errorf("phone sign-up: %w", err)
 	}
+	// The same sign-up again (the code never came, or died): the account it
+	// made is still unconfirmed, and gets a new code.
+	if pending, err := s.store.UserByUsername(ctx, username); err == nil {
+		if pending.Phone != e164 || pending.PhoneVerified || pending.Email != "" || pending.PasswordHash != "" || pending.Disabled {
+			return fmt.Errorf("phone sign-up: %w: this username is taken", ErrConflict)
+		}
+		_, err := s.sendCode(ctx, PurposePhoneSignUp, e164, pending.ID, e164, MethodSMS, meta)
+		return err
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("phone sign-up: %w", err)
+	}
 	now := s.clock()
 	u := User{ID: s.newID(), Username: username, Phone: e164, Roles: []string{RoleUser}, CreatedAt: now, UpdatedAt: now}
 	err = s.store.WithTx(ctx, func(tx Tx) error {
@@ -120,7 +131,9 @@ func (s *Service) PhoneSignIn(ctx context.Context, phone string, meta RequestMet
 	}
 	u, err := s.store.UserByPhone(ctx, e164)
 	if errors.Is(err, ErrNotFound) {
-		return nil
+		// Charged like a send, so that the limits answer as for a known
+		// number.
+		return s.chargeSend(ctx, e164, s.clock())
 	}
 	if err != nil {
 		return fmt.Errorf("phone sign-in: %w", err)
@@ -133,7 +146,7 @@ func (s *Service) PhoneSignIn(ctx context.Context, phone string, meta RequestMet
 // is known.
 func (s *Service) sendSignIn(ctx context.Context, u User, e164 string, meta RequestMeta) error {
 	if u.Disabled {
-		return nil
+		return s.chargeSend(ctx, e164, s.clock())
 	}
 	_, err := s.sendCode(ctx, PurposePhoneSignIn, e164, u.ID, e164, MethodSMS, meta)
 	var rl *RateLimitError

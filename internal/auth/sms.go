@@ -74,10 +74,41 @@ func (s *Service) smsCooldownPolicy(st AttemptState, now time.Time) (time.Durati
 	return 0, true
 }
 
+// smsCooldownKey is the attempt counter that spaces sends to one phone.
+func smsCooldownKey(phone string) string { return "sms-cool:" + phone }
+
+// chargeSend counts one send to phone against the cooldown and the hourly
+// limit, and answers a *RateLimitError when either refuses it. Sign-in for
+// an unknown number is charged too, so that the limits do not tell which
+// numbers are known.
+func (s *Service) chargeSend(ctx context.Context, phone string, now time.Time) error {
+	wait, err := s.store.ReserveAttempt(ctx, smsCooldownKey(phone), now, s.smsCooldownPolicy)
+	if err != nil {
+		return fmt.Errorf("send code: cooldown: %w", err)
+	}
+	if wait > 0 {
+		return &RateLimitError{RetryAfter: wait, Reason: "a code was sent to this phone moments ago"}
+	}
+	hour := now.Truncate(time.Hour)
+	n, err := s.store.HitWindow(ctx, "sms-hour:"+phone, hour)
+	if err != nil {
+		return fmt.Errorf("send code: hourly count: %w", err)
+	}
+	if n > int64(s.sms.HourlyLimit) {
+		return &RateLimitError{RetryAfter: hour.Add(time.Hour).Sub(now), Reason: "too many codes sent to this phone this hour"}
+	}
+	return nil
+}
+
 // sendCode issues a new code for (purpose, subject) and sends it to phone
 // by channel (MethodSMS or MethodCall). A live code is replaced and keeps
 // its attempts. Sends to one phone are limited to one per cooldown and
 // HourlyLimit an hour, whatever the channel.
+//
+// Nothing is left half-done: the code is stored only once the provider
+// took it, so a failed send leaves the live code (if any) as it was and no
+// new one, and it charges no cooldown, so the user may ask again at once.
+// No transaction is open while the provider is called.
 func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone, channel string, meta RequestMeta) (time.Duration, error) {
 	if s.sender == nil {
 		return 0, fmt.Errorf("send code: no SMS provider: %w", ErrSMSUnavailable)
@@ -86,31 +117,12 @@ func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone,
 		return 0, invalid("method", "voice calls are not available")
 	}
 	now := s.clock()
-	wait, err := s.store.ReserveAttempt(ctx, "sms-cool:"+phone, now, s.smsCooldownPolicy)
-	if err != nil {
-		return 0, fmt.Errorf("send code: cooldown: %w", err)
-	}
-	if wait > 0 {
-		return 0, &RateLimitError{RetryAfter: wait, Reason: "a code was sent to this phone moments ago"}
-	}
-	hour := now.Truncate(time.Hour)
-	n, err := s.store.HitWindow(ctx, "sms-hour:"+phone, hour)
-	if err != nil {
-		return 0, fmt.Errorf("send code: hourly count: %w", err)
-	}
-	if n > int64(s.sms.HourlyLimit) {
-		return 0, &RateLimitError{RetryAfter: hour.Add(time.Hour).Sub(now), Reason: "too many codes sent to this phone this hour"}
+	if err := s.chargeSend(ctx, phone, now); err != nil {
+		return 0, err
 	}
 	code, err := s.newSMSCode()
 	if err != nil {
 		return 0, err
-	}
-	c := SMSCode{
-		ID: s.newID(), Purpose: purpose, Subject: subject, UserID: userID, Phone: phone,
-		CodeHash: s.smsCodeHash(purpose, subject, code), CreatedAt: now, LastSentAt: now, ExpiresAt: now.Add(s.sms.CodeTTL),
-	}
-	if _, err := s.store.SaveSMSCode(ctx, c); err != nil {
-		return 0, fmt.Errorf("send code: %w", err)
 	}
 	m := sms.Message{To: phone, Channel: sms.Channel(channel), Code: code, Purpose: purpose}
 	if channel == MethodCall {
@@ -120,10 +132,22 @@ func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone,
 	}
 	if err := s.sender.Send(ctx, m); err != nil {
 		s.logger.WarnContext(ctx, "code not delivered", "event", "sms_failed", "to", MaskPhone(phone), "channel", channel, "purpose", purpose, "err", err)
+		// The cooldown was free when this send reserved it, so clearing it
+		// puts it back as it was.
+		if rerr := s.store.ResetAttempts(context.WithoutCancel(ctx), smsCooldownKey(phone)); rerr != nil {
+			s.logger.ErrorContext(ctx, "clear sms cooldown after a failed send", "to", MaskPhone(phone), "err", rerr)
+		}
 		if errors.Is(err, sms.ErrInvalidNumber) {
 			return 0, fmt.Errorf("send code: %w", ErrInvalidPhone)
 		}
 		return 0, fmt.Errorf("send code: %w: %w", ErrSMSUnavailable, err)
+	}
+	c := SMSCode{
+		ID: s.newID(), Purpose: purpose, Subject: subject, UserID: userID, Phone: phone,
+		CodeHash: s.smsCodeHash(purpose, subject, code), CreatedAt: now, LastSentAt: now, ExpiresAt: now.Add(s.sms.CodeTTL),
+	}
+	if _, err := s.store.SaveSMSCode(context.WithoutCancel(ctx), c); err != nil {
+		return 0, fmt.Errorf("send code: a code went out but was not stored: %w", err)
 	}
 	s.audit(ctx, s.event(EventChallengeSent, userID, meta, map[string]any{"channel": channel, "purpose": purpose, "to": MaskPhone(phone)}))
 	return s.sms.ResendCooldown, nil

@@ -87,8 +87,9 @@ type challengeStore interface {
 	// unused, unexpired at now and has fewer than max attempts; it reports
 	// whether it did.
 	ReserveChallengeAttempt(ctx context.Context, hash []byte, max int, now time.Time) (bool, error)
-	// ConsumeChallenge sets used_at if unset and reports whether it did.
-	ConsumeChallenge(ctx context.Context, hash []byte, at time.Time) (bool, error)
+	// ConsumeChallenge sets used_at if the challenge is unused, unexpired at
+	// at and below max attempts, and reports whether it did.
+	ConsumeChallenge(ctx context.Context, hash []byte, max int, at time.Time) (bool, error)
 }
 
 type factorStore interface {
@@ -133,7 +134,8 @@ type smsCodeStore interface {
 }
 
 type auditStore interface {
-	AppendAudit(ctx context.Context, e AuditEvent) error
+	// AppendAudit writes the events (one statement for all of them).
+	AppendAudit(ctx context.Context, events ...AuditEvent) error
 }
 
 type settingsStore interface {

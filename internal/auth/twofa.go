@@ -302,11 +302,13 @@ func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, boo
 	return 0, true
 }
 
-// checkCode runs one second-factor attempt for u, in one transaction: it
-// counts the attempt on the challenge (when there is one) and on the
-// account's lockout counter before looking at the result, and then either
-// makes the code single use and runs onSuccess and clears the count, or
-// records the failure. Wrong codes answer ErrInvalidCode, the one that
+// checkCode runs one second-factor attempt for u, in one transaction. The
+// code is checked first, outside it. A right code passes unless the
+// account's second factor is locked: it is made single use, onSuccess runs
+// and the failure count is cleared. A wrong (or replayed) code is counted on
+// the challenge (when there is one) and on the account's lockout counter,
+// atomically, before its failure is answered, so concurrent guesses can
+// never pass a limit. Wrong codes answer ErrInvalidCode, the one that
 // reaches the lockout threshold a *RateLimitError; a dead challenge
 // ErrChallengeExpired. The code itself is checked before the transaction,
 // so the writer is held only for the writes.
@@ -331,6 +333,33 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 	key := lockKeyPrefix + u.ID
 	var outcome error // what the caller is told; nil on success
 	err = s.store.WithTx(ctx, func(tx Tx) error {
+		failure := matchErr
+		if failure == nil {
+			// A right code is not a guess to count: only a lock stops it.
+			// (onSuccess consumes the challenge only if it is still alive.)
+			st, err := tx.AttemptState(ctx, key)
+			if err != nil {
+				return fmt.Errorf("read second-factor attempts: %w", err)
+			}
+			if wait, _ := s.lockPolicy(st, now); wait > 0 {
+				outcome = &RateLimitError{RetryAfter: wait, Reason: "second factor locked after too many wrong codes"}
+				return nil
+			}
+			failure = m.consume(ctx, tx, now)
+			if failure == nil {
+				if err := onSuccess(tx, m, now); err != nil {
+					return err
+				}
+				if st.Failures > 0 || !st.LastAt.IsZero() {
+					return tx.ResetAttempts(ctx, key)
+				}
+				return nil
+			}
+			if !errors.Is(failure, ErrInvalidCode) && !errors.Is(failure, errReplay) {
+				return failure
+			}
+			// A replayed code: consume wrote nothing; count it as a guess.
+		}
 		if challenge != nil {
 			ok, err := tx.ReserveChallengeAttempt(ctx, challenge, s.cfg.ChallengeMaxAttempts, now)
 			if err != nil {
@@ -349,24 +378,11 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 			outcome = &RateLimitError{RetryAfter: wait, Reason: "second factor locked after too many wrong codes"}
 			return nil
 		}
-		failure := matchErr
-		if failure == nil {
-			failure = m.consume(ctx, tx, now)
-		}
-		if failure == nil {
-			if err := onSuccess(tx, m, now); err != nil {
-				return err
-			}
-			return tx.ResetAttempts(ctx, key)
-		}
 		if errors.As(failure, &verr) {
 			// A method the user does not have: bad input, and still
 			// counted as the guess it carried.
 			outcome = failure
 			return nil
-		}
-		if !errors.Is(failure, ErrInvalidCode) && !errors.Is(failure, errReplay) {
-			return failure
 		}
 		outcome, err = s.codeFailed(ctx, tx, u, method, meta, failure)
 		return err

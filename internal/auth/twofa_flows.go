@@ -398,7 +398,7 @@ func (s *Service) completeChallenge(ctx context.Context, challengeToken, method,
 	var tokens Tokens
 	remaining := -1
 	_, err = s.checkCode(ctx, u, c.Hash, method, code, meta, func(tx Tx, m match, at time.Time) error {
-		ok, err := tx.ConsumeChallenge(ctx, c.Hash, at)
+		ok, err := tx.ConsumeChallenge(ctx, c.Hash, s.cfg.ChallengeMaxAttempts, at)
 		if err != nil {
 			return err
 		}
@@ -416,10 +416,9 @@ func (s *Service) completeChallenge(ctx context.Context, challengeToken, method,
 				return err
 			}
 		}
-		if err := tx.AppendAudit(ctx, s.event(EventVerifySucceeded, u.ID, meta, map[string]any{"method": m.method})); err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr}))
+		return tx.AppendAudit(ctx,
+			s.event(EventVerifySucceeded, u.ID, meta, map[string]any{"method": m.method}),
+			s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr, "session_id": sess.ID}))
 	})
 	if err != nil {
 		return Tokens{}, 0, err

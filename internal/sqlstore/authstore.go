@@ -122,8 +122,8 @@ func (db *DB) ReserveChallengeAttempt(ctx context.Context, hash []byte, max int,
 }
 
 // ConsumeChallenge marks the challenge used, once.
-func (db *DB) ConsumeChallenge(ctx context.Context, hash []byte, at time.Time) (bool, error) {
-	return db.w.ConsumeChallenge(ctx, hash, at)
+func (db *DB) ConsumeChallenge(ctx context.Context, hash []byte, max int, at time.Time) (bool, error) {
+	return db.w.ConsumeChallenge(ctx, hash, max, at)
 }
 
 // CreateFactor inserts f.
@@ -173,8 +173,8 @@ func (db *DB) CountBackupCodes(ctx context.Context, userID string) (int, error) 
 }
 
 // AppendAudit inserts e.
-func (db *DB) AppendAudit(ctx context.Context, e auth.AuditEvent) error {
-	return db.w.AppendAudit(ctx, e)
+func (db *DB) AppendAudit(ctx context.Context, events ...auth.AuditEvent) error {
+	return db.w.AppendAudit(ctx, events...)
 }
 
 // AuditEvents returns up to limit audit events (100 when limit <= 0),

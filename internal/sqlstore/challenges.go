@@ -62,9 +62,10 @@ func (s store) ReserveChallengeAttempt(ctx context.Context, hash []byte, max int
 
 // ConsumeChallenge sets used_at if unset and reports whether it did; of
 // concurrent callers exactly one gets true.
-func (s store) ConsumeChallenge(ctx context.Context, hash []byte, at time.Time) (bool, error) {
-	ok, err := s.changed(ctx, `UPDATE challenges SET used_at = ? WHERE hash = ? AND used_at IS NULL`,
-		micros(at), hash)
+func (s store) ConsumeChallenge(ctx context.Context, hash []byte, max int, at time.Time) (bool, error) {
+	ok, err := s.changed(ctx, `UPDATE challenges SET used_at = ?
+		WHERE hash = ? AND used_at IS NULL AND expires_at > ? AND attempts < ?`,
+		micros(at), hash, micros(at), max)
 	if err != nil {
 		return false, fmt.Errorf("consume challenge: %w", err)
 	}

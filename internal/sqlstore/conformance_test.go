@@ -525,7 +525,7 @@ func testChallenges(t *testing.T, db *sqlstore.DB) {
 		t.Errorf("ReserveChallengeAttempt(at expiry) = %v, %v; want false, nil", ok, err)
 	}
 	for i, want := range []bool{true, false} {
-		ok, err := db.ConsumeChallenge(ctx, hash("c2"), now)
+		ok, err := db.ConsumeChallenge(ctx, hash("c2"), 5, now)
 		if err != nil || ok != want {
 			t.Errorf("ConsumeChallenge #%d = %v, %v; want %v, nil", i+1, ok, err, want)
 		}
@@ -537,7 +537,7 @@ func testChallenges(t *testing.T, db *sqlstore.DB) {
 	if err != nil || got.UsedAt == nil || !got.UsedAt.Equal(now) {
 		t.Errorf("UsedAt = %v, %v; want %v", got.UsedAt, err, now)
 	}
-	if ok, err := db.ConsumeChallenge(ctx, hash("nope"), now); ok || err != nil {
+	if ok, err := db.ConsumeChallenge(ctx, hash("nope"), 5, now); ok || err != nil {
 		t.Errorf("ConsumeChallenge(nope) = %v, %v; want false, nil", ok, err)
 	}
 }
@@ -1095,7 +1095,7 @@ func testSingleUseConcurrent(t *testing.T, db *sqlstore.DB) {
 		fn   func(ctx context.Context) (bool, error)
 	}{
 		{"UseRefreshToken", func(ctx context.Context) (bool, error) { return db.UseRefreshToken(ctx, hash("r"), t0) }},
-		{"ConsumeChallenge", func(ctx context.Context) (bool, error) { return db.ConsumeChallenge(ctx, hash("c"), t0) }},
+		{"ConsumeChallenge", func(ctx context.Context) (bool, error) { return db.ConsumeChallenge(ctx, hash("c"), 5, t0) }},
 		{"AdvanceFactorStep", func(ctx context.Context) (bool, error) { return db.AdvanceFactorStep(ctx, "f", 1000, t0) }},
 		{"UseBackupCode", func(ctx context.Context) (bool, error) { return db.UseBackupCode(ctx, u.ID, hash("b"), t0) }},
 		{"RevokeSession", func(ctx context.Context) (bool, error) { return db.RevokeSession(ctx, "s", t0) }},
