@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -87,6 +88,22 @@ type server struct {
 // answers /healthz.
 func startServe(t *testing.T, getenv func(string) string) *server {
 	t.Helper()
+	return launchServe(t, getenv).wait(t)
+}
+
+// launching is a "twostep serve" started by launchServe that may not listen
+// yet.
+type launching struct {
+	ctx    context.Context
+	stderr *syncBuffer
+	errc   chan error
+	stop   func() error
+}
+
+// launchServe starts "twostep serve -addr 127.0.0.1:0" and returns at once,
+// so that several servers can start side by side; wait for each with wait.
+func launchServe(t *testing.T, getenv func(string) string) *launching {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
 	errc := make(chan error, 1)
@@ -107,19 +124,24 @@ func startServe(t *testing.T, getenv func(string) string) *server {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
+	return &launching{ctx: ctx, stderr: stderr, errc: errc, stop: stop}
+}
 
+// wait waits until the server logs its address and answers /healthz.
+func (l *launching) wait(t *testing.T) *server {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	var url string
 	for url == "" {
 		select {
-		case err := <-errc:
-			t.Fatalf("serve ended before listening: %v\nstderr:\n%s", err, stderr.String())
+		case err := <-l.errc:
+			t.Fatalf("serve ended before listening: %v\nstderr:\n%s", err, l.stderr.String())
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no \"twostep listening\" log line within 20s; stderr:\n%s", stderr.String())
+			t.Fatalf("no \"twostep listening\" log line within 20s; stderr:\n%s", l.stderr.String())
 		}
-		url = listenAddr(t, stderr.String())
+		url = listenAddr(t, l.stderr.String())
 		if url == "" {
 			time.Sleep(10 * time.Millisecond)
 		}
@@ -137,7 +159,7 @@ func startServe(t *testing.T, getenv func(string) string) *server {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return &server{url: url, stderr: stderr, stop: stop}
+	return &server{url: url, stderr: l.stderr, stop: l.stop}
 }
 
 // listenAddr finds the address in the JSON "twostep listening" log line.
@@ -169,17 +191,34 @@ func listenAddr(t *testing.T, logs string) string {
 // call sends a JSON request and decodes the JSON answer.
 func call(t *testing.T, method, url, token string, body any) (int, map[string]any) {
 	t.Helper()
+	r, err := tryCall(http.DefaultClient, method, url, token, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.status, r.body
+}
+
+// answer is a decoded JSON answer.
+type answer struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+// tryCall is call for any goroutine: it reports what went wrong instead of
+// failing the test.
+func tryCall(client *http.Client, method, url, token string, body any) (answer, error) {
 	var rd io.Reader
 	if body != nil {
 		raw, err := json.Marshal(body)
 		if err != nil {
-			t.Fatal(err)
+			return answer{}, err
 		}
 		rd = bytes.NewReader(raw)
 	}
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -187,20 +226,20 @@ func call(t *testing.T, method, url, token string, body any) (int, map[string]an
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
+		return answer{}, fmt.Errorf("%s %s: %w", method, url, err)
 	}
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatal(err)
+		return answer{}, fmt.Errorf("%s %s: read answer: %w", method, url, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {
-		t.Fatalf("%s %s = %d %q, want JSON", method, url, resp.StatusCode, raw)
+		return answer{}, fmt.Errorf("%s %s = %d %q, want JSON", method, url, resp.StatusCode, raw)
 	}
-	return resp.StatusCode, m
+	return answer{status: resp.StatusCode, header: resp.Header, body: m}, nil
 }
 
 func mustCall(t *testing.T, want int, method, url, token string, body any) map[string]any {

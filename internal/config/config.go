@@ -96,6 +96,10 @@ type Redis struct {
 	// URL is a redis:// or rediss:// URL, or empty for none. It may hold a
 	// password, so it is treated as a secret.
 	URL string `toml:"url"`
+	// Prefix starts every key twostep keeps in Redis. Instances that share
+	// limits must use the same prefix; different deployments (or tests)
+	// sharing one Redis use different ones.
+	Prefix string `toml:"prefix"`
 }
 
 // Tokens configures access, refresh and challenge tokens and JWT signing.
@@ -313,6 +317,9 @@ func Default() Config {
 		DB: DB{
 			URL:      "sqlite://twostep.db",
 			MaxConns: 10,
+		},
+		Redis: Redis{
+			Prefix: "twostep:",
 		},
 		Tokens: Tokens{
 			Issuer:             "twostep",

@@ -115,6 +115,7 @@ func TestVarsDefaults(t *testing.T) {
 		"TWOSTEP_ACCESS_LOG":          "true",
 		"TWOSTEP_DATABASE_URL":        "", // secret: never printed
 		"TWOSTEP_TWILIO_BASE_URL":     "https://api.twilio.com",
+		"TWOSTEP_REDIS_PREFIX":        "twostep:",
 	}
 	got := make(map[string]string)
 	for _, v := range Vars() {

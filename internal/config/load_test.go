@@ -110,6 +110,8 @@ func TestLoadEnv(t *testing.T) {
 			func(c *Config) { c.DB.MaxConns = 50 }},
 		{"redis", map[string]string{"TWOSTEP_REDIS_URL": "rediss://:pw@cache:6380/1"},
 			func(c *Config) { c.Redis.URL = "rediss://:pw@cache:6380/1" }},
+		{"redis prefix", map[string]string{"TWOSTEP_REDIS_PREFIX": "acme:twostep:"},
+			func(c *Config) { c.Redis.Prefix = "acme:twostep:" }},
 		{"issuer and audience", map[string]string{"TWOSTEP_ISSUER": "Example Corp", "TWOSTEP_AUDIENCE": "api"},
 			func(c *Config) { c.Tokens.Issuer, c.Tokens.Audience = "Example Corp", "api" }},
 		{"token ttls", map[string]string{
@@ -269,6 +271,9 @@ allowed_return_urls = ["https://app.example.com/a,b"]
 [db]
 url = "sqlite:///var/lib/twostep/twostep.db"
 
+[redis]
+prefix = "acme:"
+
 [tokens]
 issuer = "Example"
 access_token_ttl = "10m"
@@ -313,6 +318,7 @@ func TestLoadFile(t *testing.T) {
 	want.HTTP.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.168.0.1/32")}
 	want.HTTP.AllowedReturnURLs = []string{"https://app.example.com/a,b"}
 	want.DB.URL = "sqlite:///var/lib/twostep/twostep.db"
+	want.Redis.Prefix = "acme:"
 	want.Tokens.Issuer = "Example"
 	want.Tokens.AccessTokenTTL = 20 * time.Minute // env wins
 	want.Argon2.AllowWeak = true

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -178,6 +180,14 @@ func (v *validator) db(c Config) {
 
 // redis never quotes the URL: it may hold a password.
 func (v *validator) redis(c Config) {
+	switch p := c.Redis.Prefix; {
+	case p == "":
+		v.add("TWOSTEP_REDIS_PREFIX", "must not be empty: twostep's keys would mix with every other key in the Redis database")
+	case len(p) > 64:
+		v.add("TWOSTEP_REDIS_PREFIX", "must be at most 64 bytes long, got %d", len(p))
+	case !utf8.ValidString(p) || strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+		v.add("TWOSTEP_REDIS_PREFIX", "must be UTF-8 without spaces or control characters, got %q", p)
+	}
 	if c.Redis.URL == "" {
 		return
 	}

@@ -3,6 +3,7 @@ package config
 import (
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,6 +48,13 @@ func TestValidate(t *testing.T) {
 		{"redis wrong scheme", func(c *Config) { c.Redis.URL = "tcp://localhost:6379" }, []string{"TWOSTEP_REDIS_URL"}},
 		{"redis without host", func(c *Config) { c.Redis.URL = "redis://" }, []string{"TWOSTEP_REDIS_URL"}},
 		{"rediss", func(c *Config) { c.Redis.URL = "rediss://cache:6380/0" }, nil},
+		{"redis prefix empty", func(c *Config) { c.Redis.Prefix = "" }, []string{"TWOSTEP_REDIS_PREFIX"}},
+		{"redis prefix too long", func(c *Config) { c.Redis.Prefix = strings.Repeat("p", 65) }, []string{"TWOSTEP_REDIS_PREFIX"}},
+		{"redis prefix with space", func(c *Config) { c.Redis.Prefix = "two step:" }, []string{"TWOSTEP_REDIS_PREFIX"}},
+		{"redis prefix with newline", func(c *Config) { c.Redis.Prefix = "twostep:\n" }, []string{"TWOSTEP_REDIS_PREFIX"}},
+		{"redis prefix not utf-8", func(c *Config) { c.Redis.Prefix = "twostep\xff:" }, []string{"TWOSTEP_REDIS_PREFIX"}},
+		{"redis prefix 64 bytes", func(c *Config) { c.Redis.Prefix = strings.Repeat("p", 64) }, nil},
+		{"redis prefix other", func(c *Config) { c.Redis.Prefix = "acme:auth:" }, nil},
 
 		{"issuer empty", func(c *Config) { c.Tokens.Issuer = "" }, []string{"TWOSTEP_ISSUER"}},
 		{"issuer with colon", func(c *Config) { c.Tokens.Issuer = "Example: Auth" }, []string{"TWOSTEP_ISSUER"}},

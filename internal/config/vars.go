@@ -79,6 +79,8 @@ func settings() []setting {
 
 		{env: "TWOSTEP_REDIS_URL", key: "redis.url", field: func(c *Config) any { return &c.Redis.URL }, secret: true,
 			desc: "redis:// or rediss:// URL to share limits and one-time state across instances (optional)"},
+		{env: "TWOSTEP_REDIS_PREFIX", key: "redis.prefix", field: func(c *Config) any { return &c.Redis.Prefix },
+			desc: "start of every Redis key; the same on every instance of one deployment"},
 
 		{env: "TWOSTEP_ISSUER", key: "tokens.issuer", field: func(c *Config) any { return &c.Tokens.Issuer },
 			desc: "JWT issuer, also the issuer shown in authenticator apps"},

@@ -148,8 +148,8 @@ func parseState(m map[string]string) (auth.AttemptState, error) {
 	return st, nil
 }
 
-// HitWindow adds one to the counter for key in the one-minute window that
-// starts at window and returns the new count. INCR and EXPIRE run in one
+// HitWindow adds one to the counter for key in the window (one minute or
+// one hour long) that starts at window and returns the new count. INCR and EXPIRE run in one
 // MULTI/EXEC, so a counter never lives without its expiry. If the reply is
 // lost and the client retries, a hit may be counted twice: that errs on the
 // strict side.

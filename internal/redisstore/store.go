@@ -19,12 +19,15 @@ import (
 // DefaultAttemptTTL is the AttemptTTL used when Options leaves it zero.
 const DefaultAttemptTTL = 24 * time.Hour
 
-// windowTTL is how long a rate-window key lives after each hit. Windows are
-// one minute long and hit only while they are current, so a key is gone at
-// most three minutes after its window started. A relative TTL (rather than
-// PEXPIREAT window+2m) keeps the expiry independent of any disagreement
-// between the caller's clock and Redis's.
-const windowTTL = 2 * time.Minute
+// windowTTL is how long a rate-window key lives after each hit. It must
+// outlast the longest window auth counts in: per-IP windows are one minute
+// long, but the SMS sends to a phone are counted per hour, and a key that
+// expired sooner would reset that count (two minutes between sends would
+// have lifted the hourly limit). Windows are hit only while they are
+// current, so a key is gone at most 62 minutes after its last hit. A
+// relative TTL (rather than PEXPIREAT window+62m) keeps the expiry
+// independent of any disagreement between the caller's clock and Redis's.
+const windowTTL = time.Hour + 2*time.Minute
 
 // Options tunes a Store.
 type Options struct {

@@ -104,7 +104,11 @@ type Keyring struct {
 
 	// syncSem serialises store reads and writes so that a stale snapshot
 	// never replaces a newer one; it is a channel so waiting honours ctx.
-	// lastSync is guarded by it.
+	// lastSync, guarded by it, is when VerifyCtx last reread the keys for an
+	// unknown kid. Load and Refresh do not count: the read they made may
+	// have missed a key that another instance inserted a moment later (two
+	// instances starting or rotating at once), and that instance's tokens
+	// must not be refused for a whole refreshInterval.
 	syncSem  chan struct{}
 	lastSync time.Time
 }
@@ -249,7 +253,6 @@ func (k *Keyring) syncLocked(ctx context.Context, now time.Time, mode syncMode) 
 		return err
 	}
 	k.keys.Store(ks)
-	k.lastSync = now
 	return nil
 }
 

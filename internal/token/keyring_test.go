@@ -459,6 +459,31 @@ func TestVerifyCtxRefreshesUnknownKey(t *testing.T) {
 	}
 }
 
+// TestVerifyCtxRefreshesRightAfterLoad: a key another instance made just
+// after this one loaded (two instances starting or rotating at once) is
+// picked up at once, not a refreshInterval later.
+func TestVerifyCtxRefreshesRightAfterLoad(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	t0 := start()
+	a, store := loadedKeyring(t, t0)
+	b := newTestKeyring(t, store, Options{})
+	if err := b.Load(ctx, t0); err != nil {
+		t.Fatal(err)
+	}
+	t1 := t0.Add(100 * time.Millisecond)
+	if err := a.Rotate(ctx, t1); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := a.Issue(Claims{Subject: "u", SessionID: "s", IssuedAt: t1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.VerifyCtx(ctx, raw, t1.Add(100*time.Millisecond)); err != nil {
+		t.Errorf("VerifyCtx of a token signed with a key made 100ms after Load = %v, want nil", err)
+	}
+}
+
 func TestVerifyCtxRefreshFailure(t *testing.T) {
 	t.Parallel()
 	ctx := t.Context()

@@ -222,9 +222,9 @@ func (k *Keyring) VerifyCtx(ctx context.Context, raw string, now time.Time) (Cla
 	return k.Verify(raw, now)
 }
 
-// refreshLimited rereads the keys unless they were read (or a read was
-// tried) less than refreshInterval before now. A caller that waited for a concurrent reread
-// skips its own and benefits from the other's.
+// refreshLimited rereads the keys unless an unknown kid made it reread them
+// (or try to) less than refreshInterval before now. A caller that waited for
+// a concurrent reread skips its own and benefits from the other's.
 func (k *Keyring) refreshLimited(ctx context.Context, now time.Time) error {
 	if err := k.acquire(ctx); err != nil {
 		return err

@@ -21,9 +21,11 @@ import (
 
 // The credentials a Server accepts.
 const (
-	AccountSID    = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
-	AuthToken     = "smstest-auth-token"
-	WebhookSecret = "smstest-webhook-secret"
+	AccountSID = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	AuthToken  = "smstest-auth-token"
+	// WebhookSecret is long enough for TWOSTEP_WEBHOOK_SECRET (32 bytes or
+	// more), so a twostep server can be pointed at a Server.
+	WebhookSecret = "smstest-webhook-secret-0123456789abcdef"
 	// WebhookPath is where a Server takes webhook posts.
 	WebhookPath = "/webhook"
 	// InvalidNumber is refused by a Server as an invalid number (Twilio's
