@@ -20,15 +20,19 @@ const (
 	opTOTPVerify = "totp-verify"
 	opLoginTOTP  = "login-totp"
 	opRecover    = "recover"
+	opSMSLogin   = "sms-login"
 )
 
 // knownOps lists every operation in the order the usage text shows them. Read only.
-var knownOps = []string{opRegister, opLogin, opRenew, opGetUser, opJWKS, opTOTPVerify, opLoginTOTP, opRecover}
+var knownOps = []string{opRegister, opLogin, opRenew, opGetUser, opJWKS, opTOTPVerify, opLoginTOTP, opRecover, opSMSLogin}
 
 // isTwoFA reports whether op needs enrolled second factors (and so the 2FA endpoints).
 func isTwoFA(op string) bool {
 	return op == opTOTPVerify || op == opLoginTOTP || op == opRecover
 }
+
+// isSMS reports whether op needs servers that text through the harness's fake Twilio.
+func isSMS(op string) bool { return op == opSMSLogin }
 
 // config is the parsed command line.
 type config struct {
@@ -40,6 +44,7 @@ type config struct {
 	env       []string      // -env K=V, in order given
 	users     int           // -users
 	totpUsers int           // -totp-users
+	smsUsers  int           // -sms-users
 	clients   int           // -c
 	duration  time.Duration // -d, per operation
 	warmup    time.Duration // -warmup, per operation
@@ -68,6 +73,7 @@ Example:
   go build -o /tmp/twostep ./cmd/twostep && go build -o /tmp/twostep-bench ./cmd/twostep-bench
   /tmp/twostep-bench -server /tmp/twostep -c 32 -d 10s
   /tmp/twostep-bench -server /tmp/twostep -ops totp-verify,login-totp,recover -totp-users 2000
+  /tmp/twostep-bench -server /tmp/twostep -ops sms-login -sms-users 400 -d 5s
   /tmp/twostep-bench -server /tmp/twostep -servers 2 -db postgres://bench@127.0.0.1:5432/bench -redis redis://127.0.0.1:6379/0 \
       -env TWOSTEP_ENCRYPTION_KEY=$(head -c 32 /dev/urandom | base64)   # PostgreSQL needs a key shared by the instances
   /tmp/twostep-bench -url http://127.0.0.1:3000 -ops jwks,get-user -json > results.json
@@ -81,12 +87,22 @@ Operations (-ops, run one after another, each for -warmup then -d):
   totp-verify  POST /authentication/twoFa/verify with a challenge token and a TOTP code
   login-totp   password step and TOTP step together, timed as one operation
   recover      POST /authentication/twoFa/recover with a challenge token and a backup code
-The three 2FA operations enrol -totp-users users first; each user's TOTP code is used at most once
-per time step, so those operations stop early (and say so) when the pool runs out.
+  sms-login    password step, POST /authentication/twoFa/authorize {"method":"sms"}, the code read
+               from the harness's fake Twilio, POST /authentication/twoFa/verify: timed as one
+               operation (-server only)
+The three TOTP operations enrol -totp-users users first; each user's TOTP code is used at most once
+per time step, so those operations stop early (and say so) when the pool runs out. sms-login
+enrols -sms-users users, each with a phone of its own, and texts each phone at most once per
+resend cooldown (1s on the servers it starts), so it too stops early when the pool is too small.
+
+The harness reads each started server's CPU time (utime+stime, /proc/PID/stat) around every timed
+operation and prints the server CPU per successful operation.
 
 Started servers get TWOSTEP_LOG_FORMAT=json, TWOSTEP_ACCESS_LOG=false and TWOSTEP_LOGIN_IP_LIMIT=0
 (every client is 127.0.0.1), and, for the 2FA operations only, cheap argon2id settings so that
-enrolment is quick; -env overrides any of these. With -json the table goes to stderr and a JSON
+enrolment is quick. sms-login runs on servers of its own that also get the twilio provider pointed
+at an in-process fake Twilio (internal/sms/smstest), a 1s resend cooldown and very high SMS send
+limits. -env overrides any of these. With -json the table goes to stderr and a JSON
 document to stdout.
 
 Flags:
@@ -115,6 +131,7 @@ func parseFlags(args []string, out io.Writer) (config, error) {
 	fs.Var(&env, "env", "with -server: extra `K=V` environment for the server (repeatable); also read for the argon2 params of the hash bound")
 	fs.IntVar(&cfg.users, "users", 256, "users created through the API before timing (login, renew, get-user)")
 	fs.IntVar(&cfg.totpUsers, "totp-users", 4000, "users enrolled with an authenticator for the 2FA operations")
+	fs.IntVar(&cfg.smsUsers, "sms-users", 400, "users enrolled with SMS, each with its own phone, for sms-login")
 	fs.IntVar(&cfg.clients, "c", 32, "concurrent clients")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "timed duration per operation")
 	fs.DurationVar(&cfg.warmup, "warmup", time.Second, "untimed warm-up per operation")
@@ -170,6 +187,9 @@ func (cfg config) validate() error {
 	if cfg.totpUsers < 1 {
 		errs = append(errs, fmt.Errorf("-totp-users %d: want at least 1", cfg.totpUsers))
 	}
+	if cfg.smsUsers < 1 {
+		errs = append(errs, fmt.Errorf("-sms-users %d: want at least 1", cfg.smsUsers))
+	}
 	if cfg.clients < 1 {
 		errs = append(errs, fmt.Errorf("-c %d: want at least 1", cfg.clients))
 	}
@@ -181,6 +201,10 @@ func (cfg config) validate() error {
 	}
 	if len(cfg.ops) == 0 {
 		errs = append(errs, errors.New("-ops is empty"))
+	}
+	if cfg.server == "" && slices.ContainsFunc(cfg.ops, isSMS) {
+		errs = append(errs, errors.New("-ops sms-login needs -server: the servers must text through the harness's fake Twilio, "+
+			"whose address is known only once the harness runs"))
 	}
 	seen := map[string]bool{}
 	for _, op := range cfg.ops {

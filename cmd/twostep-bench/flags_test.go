@@ -12,7 +12,7 @@ import (
 
 func TestParseFlags(t *testing.T) {
 	defaults := config{
-		servers: 1, users: 256, totpUsers: 4000, clients: 32,
+		servers: 1, users: 256, totpUsers: 4000, smsUsers: 400, clients: 32,
 		duration: 10 * time.Second, warmup: time.Second,
 		ops: []string{"register", "login", "renew", "get-user", "jwks"},
 	}
@@ -47,6 +47,12 @@ func TestParseFlags(t *testing.T) {
 			}),
 		},
 		{
+			args: []string{"-server", "/bin/twostep", "-sms-users", "40", "-ops", "sms-login,login"},
+			want: with(func(c *config) {
+				c.server, c.smsUsers, c.ops = "/bin/twostep", 40, []string{"sms-login", "login"}
+			}),
+		},
+		{
 			args: []string{"-server", "/bin/twostep", "-servers", "3", "-db", "postgres://u@127.0.0.1/bench", "-redis", "redis://127.0.0.1:6379"},
 			want: with(func(c *config) {
 				c.server, c.servers, c.db, c.redis = "/bin/twostep", 3, "postgres://u@127.0.0.1/bench", "redis://127.0.0.1:6379"
@@ -65,6 +71,8 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"-url", "http://x", "-c", "0"}, wantErr: "-c 0"},
 		{args: []string{"-url", "http://x", "-d", "0s"}, wantErr: "-d 0s"},
 		{args: []string{"-url", "http://x", "-users", "0"}, wantErr: "-users 0"},
+		{args: []string{"-server", "/bin/twostep", "-sms-users", "0"}, wantErr: "-sms-users 0"},
+		{args: []string{"-url", "http://x", "-ops", "login,sms-login"}, wantErr: "sms-login needs -server"},
 		{args: []string{"-url", "http://x", "extra"}, wantErr: "unexpected arguments"},
 		{args: []string{"-url", "http://x", "-d", "soon"}, wantErr: "invalid value"},
 	}
@@ -102,7 +110,7 @@ func TestHelp(t *testing.T) {
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("parseFlags(-h) error = %v, want flag.ErrHelp", err)
 	}
-	for _, want := range []string{"Example:", "twostep-bench -server", "-totp-users", "totp-verify"} {
+	for _, want := range []string{"Example:", "twostep-bench -server", "-totp-users", "totp-verify", "-sms-users", "sms-login"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("usage lacks %q:\n%s", want, out.String())
 		}

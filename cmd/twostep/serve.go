@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twostep-auth/twostep/internal/accountui"
+	"github.com/twostep-auth/twostep/internal/adminui"
 	"github.com/twostep-auth/twostep/internal/apispec"
 	"github.com/twostep-auth/twostep/internal/config"
 	"github.com/twostep-auth/twostep/internal/httpapi"
@@ -48,6 +51,30 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	defer a.Close()
 
+	// The admin panel's cookie key is shared by every instance through the
+	// database, like the backup-code key.
+	adminKey, err := a.db.ServerKey(ctx, "admin-ui-cookie", a.sealer, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("load admin panel cookie key: %w", err)
+	}
+	adminUI, err := adminui.New(logger, a.svc, adminKey, adminui.Options{Meta: httpapi.RequestMeta})
+	if err != nil {
+		return err
+	}
+
+	// The hosted pages (/login, /signup, /account/security) seal their
+	// cookie with a key of their own, shared the same way.
+	accountKey, err := a.db.ServerKey(ctx, "account-ui-cookie", a.sealer, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("load account pages cookie key: %w", err)
+	}
+	accountUI, err := accountui.New(logger, a.svc, accountKey, accountui.Options{
+		Meta: httpapi.RequestMeta, AllowedReturnURLs: cfg.HTTP.AllowedReturnURLs, Name: cfg.Tokens.Issuer,
+	})
+	if err != nil {
+		return err
+	}
+
 	handler := httpapi.NewServer(logger, httpapi.Options{
 		MaxBodyBytes:   cfg.HTTP.MaxBodyBytes,
 		TrustedProxies: cfg.HTTP.TrustedProxies,
@@ -55,6 +82,8 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		Ready:          a.Ready,
 		OpenAPI:        apispec.Document(),
 		PlivoAnswers:   a.sms.plivoAnswers,
+		AccountUI:      accountUI,
+		AdminUI:        adminUI,
 	}, a.svc, a.tokens, httpapi.NewMetrics())
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)

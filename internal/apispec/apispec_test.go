@@ -33,6 +33,9 @@ var contractOperations = []string{
 	"POST /authentication/phone/new",
 	"POST /authentication/phone",
 	"POST /authentication/phone/verify",
+	// Hosted pages (issue 8): the server-side exchange of /login's one-time
+	// code, beyond api.md's tables.
+	"POST /authentication/exchange",
 	// Two-factor authentication
 	"GET /authentication/twoFa",
 	"PUT /authentication/twoFa/enable",

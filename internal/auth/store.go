@@ -27,6 +27,7 @@ type Tx interface {
 	counterStore
 	settingsStore
 	adminStore
+	handoffStore
 }
 
 type userStore interface {
@@ -104,6 +105,9 @@ type factorStore interface {
 	AdvanceFactorStep(ctx context.Context, factorID string, step int64, at time.Time) (bool, error)
 	DeleteFactor(ctx context.Context, factorID string) error
 	DeleteUserFactors(ctx context.Context, userID string) error
+	// SetFactorLabel sets a factor's label; ErrNotFound when the factor
+	// does not exist.
+	SetFactorLabel(ctx context.Context, factorID, label string) error
 }
 
 type backupCodeStore interface {

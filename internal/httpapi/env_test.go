@@ -81,6 +81,10 @@ func withOptions(f func(*httpapi.Options)) envOption {
 }
 func withPasswordParams(p password.Params) envOption { return func(s *envSettings) { s.params = p } }
 
+// withLogs sends the service's and the server's logs to w, as JSON lines
+// at debug level; w must be safe for concurrent writes.
+func withLogs(w io.Writer) envOption { return func(s *envSettings) { s.logTo = w } }
+
 // testParams are cheap argon2id settings for tests that are not about the
 // hash's cost.
 var testParams = password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1, SaltLen: 16, KeyLen: 32}
@@ -121,6 +125,9 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 	}
 	clk := &clock{t: st.startAt}
 	logger := slog.New(slog.DiscardHandler)
+	if st.logTo != nil {
+		logger = slog.New(slog.NewJSONHandler(st.logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	tokens := token.NewKeyring(db, sealer, token.Options{Issuer: "twostep-test", Audience: "twostep-test", AccessTTL: st.cfg.AccessTTL, Logger: logger})
 	if err := tokens.Load(ctx, clk.Now()); err != nil {
 		t.Fatal(err)

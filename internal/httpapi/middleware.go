@@ -36,6 +36,11 @@ func meta(r *http.Request) auth.RequestMeta {
 	return auth.RequestMeta{IP: clientIP(r.Context()), UserAgent: r.UserAgent()}
 }
 
+// RequestMeta returns the client address (as the server's middleware found
+// it, believing only trusted proxies) and user agent of a request served by
+// NewServer's handler, for the web pages it mounts.
+func RequestMeta(r *http.Request) auth.RequestMeta { return meta(r) }
+
 // statusWriter remembers the status and size of a response.
 type statusWriter struct {
 	http.ResponseWriter

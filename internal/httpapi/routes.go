@@ -23,6 +23,7 @@ func (s *server) routes() http.Handler {
 	mux.Handle("POST /authentication/phone/new", s.handlePhoneSignUp())
 	mux.Handle("POST /authentication/phone", s.handlePhoneSignIn())
 	mux.Handle("POST /authentication/phone/verify", s.handlePhoneVerify())
+	mux.Handle("POST /authentication/exchange", s.handleExchange())
 
 	// Two-factor authentication.
 	mux.Handle("GET /authentication/twoFa", s.requireAccess(true, s.handleTwoFaStatus()))
@@ -54,6 +55,20 @@ func (s *server) routes() http.Handler {
 	mux.Handle("GET /metrics", s.metrics.handler())
 	mux.Handle("GET /openapi.json", s.handleOpenAPI())
 	mux.Handle("GET /.well-known/jwks.json", s.handleJWKS())
+	if s.opts.AccountUI != nil {
+		// The hosted pages route, guard and answer (in HTML) their own
+		// paths, 404s included.
+		for _, p := range []string{"/login", "/login/", "/signup", "/signup/", "/logout", "/account/"} {
+			mux.Handle(p, s.opts.AccountUI)
+		}
+	}
+	if s.opts.AdminUI != nil {
+		// The admin panel answers (in HTML) its own pages, 404s included;
+		// it never shares a path with the JSON API above.
+		mux.Handle("GET /admin", s.opts.AdminUI)
+		mux.Handle("GET /admin/{$}", s.opts.AdminUI)
+		mux.Handle("/admin/ui/", s.opts.AdminUI)
+	}
 	if s.opts.PlivoAnswers != nil {
 		// Plivo fetches what to say when the callee answers; single use.
 		mux.Handle("GET /sms/plivo/answer/{id}", s.opts.PlivoAnswers)

@@ -27,6 +27,13 @@ type Options struct {
 	// PlivoAnswers, when set, serves the one-time answer documents of
 	// Plivo voice calls at GET /sms/plivo/answer/{id}.
 	PlivoAnswers http.Handler
+	// AccountUI, when set, serves the hosted pages (internal/accountui) at
+	// /login, /signup, /logout and under /account/.
+	AccountUI http.Handler
+	// AdminUI, when set, serves the admin panel (internal/adminui) at
+	// /admin/ and under /admin/ui/; every other path under /admin/ stays
+	// the JSON API's.
+	AdminUI http.Handler
 }
 
 type server struct {

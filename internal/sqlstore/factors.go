@@ -89,3 +89,17 @@ func (s store) DeleteUserFactors(ctx context.Context, userID string) error {
 	}
 	return nil
 }
+
+// SetFactorLabel sets a factor's label; auth.ErrNotFound when the factor
+// does not exist.
+func (s store) SetFactorLabel(ctx context.Context, factorID, label string) error {
+	if err := s.updateOne(ctx, `UPDATE factors SET label = ? WHERE id = ?`, label, factorID); err != nil {
+		return fmt.Errorf("set label of factor %s: %w", factorID, err)
+	}
+	return nil
+}
+
+// SetFactorLabel sets a factor's label.
+func (db *DB) SetFactorLabel(ctx context.Context, factorID, label string) error {
+	return db.w.SetFactorLabel(ctx, factorID, label)
+}

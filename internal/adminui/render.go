@@ -1,0 +1,208 @@
+package adminui
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"path"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/twostep-auth/twostep/internal/auth"
+)
+
+type pageTemplate = template.Template
+
+// view is what every page template gets.
+type view struct {
+	Title string
+	Nav   string // the active section: users, audit or settings
+	Admin *auth.User
+	Flash *flash
+	CSS   string
+	// Notice is shown on the sign-in pages: why the browser came back
+	// there, or that the connection will not keep the cookie.
+	Notice string
+	Data   any
+}
+
+var funcs = template.FuncMap{
+	"when":       formatTime,
+	"whenPtr":    func(t *time.Time) string { return formatTimePtr(t) },
+	"method":     methodName,
+	"join":       strings.Join,
+	"eventKind":  eventKind,
+	"eventTypes": func() []string { return eventTypes },
+	"contains":   slices.Contains[[]string],
+}
+
+// parseTemplates builds one template set per page: the layout plus the
+// page's own file.
+func parseTemplates() (map[string]*pageTemplate, error) {
+	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	if err != nil {
+		return nil, fmt.Errorf("admin ui templates: %w", err)
+	}
+	files, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, fmt.Errorf("admin ui templates: %w", err)
+	}
+	pages := map[string]*pageTemplate{}
+	for _, f := range files {
+		name := strings.TrimSuffix(path.Base(f), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.Must(layout.Clone()).ParseFS(templateFS, f)
+		if err != nil {
+			return nil, fmt.Errorf("admin ui template %s: %w", name, err)
+		}
+		pages[name] = t
+	}
+	return pages, nil
+}
+
+// renderPage writes a page with status. The page is rendered to memory
+// first, so a template failure is a clean 500.
+func (p *panel) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, v view) {
+	t, ok := p.pages[name]
+	if !ok {
+		p.renderError(w, r, fmt.Errorf("admin ui: no template %q", name))
+		return
+	}
+	v.CSS = p.cssURL
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		p.logger.ErrorContext(r.Context(), "admin ui: render", "request_id", requestID(w), "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = buf.WriteTo(w)
+}
+
+// render writes a page of the signed-in panel: with the navigation, the
+// pending flash message, and the cookie written back when it changed.
+func (p *panel) render(w http.ResponseWriter, q *request, status int, name string, v view) {
+	v.Admin = &q.admin.User
+	if v.Flash == nil {
+		v.Flash = q.takeFlash()
+	}
+	if q.dirty {
+		p.save(w, q.Request, q.st)
+		q.dirty = false
+	}
+	p.renderPage(w, q.Request, status, name, v)
+}
+
+// redirect answers a form with 303 See Other, writing the cookie back
+// first when it changed.
+func (p *panel) redirect(w http.ResponseWriter, q *request, target string) {
+	if q.dirty {
+		p.save(w, q.Request, q.st)
+		q.dirty = false
+	}
+	http.Redirect(w, q.Request, target, http.StatusSeeOther)
+}
+
+// renderMessage shows a page with a heading and one paragraph.
+func (p *panel) renderMessage(w http.ResponseWriter, r *http.Request, status int, title, text string) {
+	p.renderPage(w, r, status, "message", view{Title: title, Data: text})
+}
+
+// renderError shows an error that is not the user's to fix. Unexpected
+// errors are logged once, here, with the request id the page shows.
+func (p *panel) renderError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, auth.ErrNotFound):
+		p.renderMessage(w, r, http.StatusNotFound, "Not found", "There is no such user.")
+	case errors.Is(err, auth.ErrUnavailable):
+		p.renderMessage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
+			"The database or Redis is not answering. Nothing was changed; try again in a moment.")
+	default:
+		id := requestID(w)
+		p.logger.ErrorContext(r.Context(), "admin ui: internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+		text := "Something went wrong on the server. Nothing you did caused it."
+		if id != "" {
+			text += " Request id: " + id + "."
+		}
+		p.renderMessage(w, r, http.StatusInternalServerError, "Server error", text)
+	}
+}
+
+// problems returns the field problems of a validation error, or nil.
+func problems(err error) map[string]string {
+	var ve *auth.ValidationError
+	if errors.As(err, &ve) {
+		return ve.Problems
+	}
+	return nil
+}
+
+// problemText joins a validation error's problems into one sentence.
+func problemText(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, m[k])
+	}
+	return strings.Join(parts, "; ")
+}
+
+// waitText says how long a rate-limited action must wait.
+func waitText(err error) string {
+	var rl *auth.RateLimitError
+	if !errors.As(err, &rl) {
+		return "a while"
+	}
+	d := rl.RetryAfter.Round(time.Second)
+	switch {
+	case d < 2*time.Second:
+		return "a second"
+	case d < 2*time.Minute:
+		return fmt.Sprintf("%d seconds", int(d/time.Second))
+	default:
+		return fmt.Sprintf("%d minutes", int((d+time.Minute-1)/time.Minute))
+	}
+}
+
+const timeLayout = "2006-01-02 15:04 UTC"
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format(timeLayout)
+}
+
+func formatTimePtr(t *time.Time) string {
+	if t == nil {
+		return "—"
+	}
+	return formatTime(*t)
+}
+
+// methodName is how the panel names a second-factor method.
+func methodName(m string) string {
+	switch m {
+	case auth.MethodAuthenticator:
+		return "Authenticator app"
+	case auth.MethodSMS:
+		return "Text message"
+	case auth.MethodCall:
+		return "Phone call"
+	case auth.MethodBackup:
+		return "Backup code"
+	}
+	return m
+}
