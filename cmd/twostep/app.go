@@ -13,6 +13,7 @@ import (
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/config"
+	"github.com/twostep-auth/twostep/internal/httpapi"
 	"github.com/twostep-auth/twostep/internal/password"
 	"github.com/twostep-auth/twostep/internal/redisstore"
 	"github.com/twostep-auth/twostep/internal/seal"
@@ -29,6 +30,8 @@ type app struct {
 	tokens *token.Keyring
 	svc    *auth.Service
 	sms    smsSetup
+	// metrics are shared by the service (SMS counts) and the HTTP server.
+	metrics *httpapi.Metrics
 	// redis is set when TWOSTEP_REDIS_URL is: it then holds the
 	// short-lived counters shared by every instance.
 	redis *redis.Client
@@ -108,7 +111,7 @@ func buildApp(ctx context.Context, cfg config.Config, logger *slog.Logger, migra
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
-	a := &app{cfg: cfg, logger: logger, db: db}
+	a := &app{cfg: cfg, logger: logger, db: db, metrics: httpapi.NewMetrics()}
 	if err := a.init(ctx, migrate); err != nil {
 		db.Close()
 		return nil, err
@@ -167,14 +170,15 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 		return err
 	}
 	a.svc, err = auth.NewService(auth.Deps{
-		Store:     store,
-		Passwords: password.NewHasher(params, cfg.Argon2.MaxConcurrent),
-		Tokens:    a.tokens,
-		Sealer:    sealer,
-		BackupKey: backupKey,
-		SMSKey:    smsKey,
-		SMS:       a.sms.sender,
-		Logger:    a.logger,
+		Store:      store,
+		Passwords:  password.NewHasher(params, cfg.Argon2.MaxConcurrent),
+		Tokens:     a.tokens,
+		Sealer:     sealer,
+		BackupKey:  backupKey,
+		SMSKey:     smsKey,
+		SMS:        a.sms.sender,
+		SMSMetrics: a.metrics,
+		Logger:     a.logger,
 	}, auth.Config{
 		Issuer:               cfg.Tokens.Issuer,
 		AccessTTL:            cfg.Tokens.AccessTokenTTL,
@@ -189,13 +193,17 @@ func (a *app) init(ctx context.Context, migrate bool) error {
 		LoginMaxDelay:        cfg.Login.MaxDelay,
 		LoginIPLimit:         cfg.Login.IPLimit,
 		SMS: auth.SMSConfig{
-			CodeTTL:        cfg.TwoFA.SMSCodeTTL,
-			ResendCooldown: cfg.TwoFA.SMSResendCooldown,
-			HourlyLimit:    cfg.TwoFA.SMSHourlyLimit,
-			MaxAttempts:    5,
-			Template:       cfg.TwoFA.SMSTemplate,
-			Host:           webOTPHost(cfg),
-			CallEnabled:    a.sms.callEnabled,
+			CodeTTL:          cfg.TwoFA.SMSCodeTTL,
+			ResendCooldown:   cfg.TwoFA.SMSResendCooldown,
+			HourlyLimit:      cfg.TwoFA.SMSHourlyLimit,
+			PhoneDailyLimit:  cfg.TwoFA.SMSPhoneDailyLimit,
+			IPHourlyLimit:    cfg.TwoFA.SMSIPHourlyLimit,
+			DailyLimit:       cfg.TwoFA.SMSDailyLimit,
+			AllowedCountries: cfg.TwoFA.SMSAllowedCountries,
+			MaxAttempts:      5,
+			Template:         cfg.TwoFA.SMSTemplate,
+			Host:             webOTPHost(cfg),
+			CallEnabled:      a.sms.callEnabled,
 		},
 	})
 	return err

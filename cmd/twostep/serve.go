@@ -84,7 +84,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		PlivoAnswers:   a.sms.plivoAnswers,
 		AccountUI:      accountUI,
 		AdminUI:        adminUI,
-	}, a.svc, a.tokens, httpapi.NewMetrics())
+	}, a.svc, a.tokens, a.metrics)
 
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
 	if err != nil {

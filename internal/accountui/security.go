@@ -328,8 +328,7 @@ func (s *site) handleEnrolSMS(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	s.render(w, q, http.StatusOK, "sms_confirm", view{Title: "Confirm your phone",
-		Flash: &flash{Kind: "ok", Text: "We sent a code to " + to + "."},
-		Data:  smsView{SentTo: to, Phone: phone, Label: label, Action: pathSecurity + "/sms/confirm"}})
+		Data: smsView{SentTo: to, Phone: phone, Label: label, Action: pathSecurity + "/sms/confirm"}})
 	return nil
 }
 
@@ -423,8 +422,7 @@ func (s *site) handleChangePhone(w http.ResponseWriter, q *request) error {
 		return err
 	}
 	s.render(w, q, http.StatusOK, "sms_confirm", view{Title: "Confirm your phone",
-		Flash: &flash{Kind: "ok", Text: "We sent a code to " + to + "."},
-		Data:  smsView{SentTo: to, Phone: phone, Action: pathSecurity + "/phone/verify"}})
+		Data: smsView{SentTo: to, Phone: phone, Action: pathSecurity + "/phone/verify"}})
 	return nil
 }
 

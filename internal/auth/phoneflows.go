@@ -133,7 +133,7 @@ func (s *Service) PhoneSignIn(ctx context.Context, phone string, meta RequestMet
 	if errors.Is(err, ErrNotFound) {
 		// Charged like a send, so that the limits answer as for a known
 		// number.
-		return s.chargeSend(ctx, e164, s.clock())
+		return s.chargeSend(ctx, e164, meta, s.clock())
 	}
 	if err != nil {
 		return fmt.Errorf("phone sign-in: %w", err)
@@ -146,7 +146,7 @@ func (s *Service) PhoneSignIn(ctx context.Context, phone string, meta RequestMet
 // is known.
 func (s *Service) sendSignIn(ctx context.Context, u User, e164 string, meta RequestMeta) error {
 	if u.Disabled {
-		return s.chargeSend(ctx, e164, s.clock())
+		return s.chargeSend(ctx, e164, meta, s.clock())
 	}
 	_, err := s.sendCode(ctx, PurposePhoneSignIn, e164, u.ID, e164, MethodSMS, meta)
 	var rl *RateLimitError

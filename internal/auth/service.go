@@ -60,8 +60,10 @@ type Deps struct {
 	// SMSKey keys the HMAC over SMS codes.
 	SMSKey []byte
 	// SMS sends texts and places calls; nil means no phone features.
-	SMS    SMSSender
-	Logger *slog.Logger
+	SMS SMSSender
+	// SMSMetrics counts sends for /metrics; nil counts nothing.
+	SMSMetrics SMSMetrics
+	Logger     *slog.Logger
 	// Now and Rand default to time.Now and crypto/rand.Reader; tests set
 	// them.
 	Now  func() time.Time
@@ -71,18 +73,19 @@ type Deps struct {
 // Service implements every account and second-factor use case. It is safe
 // for concurrent use.
 type Service struct {
-	store     Store
-	passwords *password.Hasher
-	tokens    *token.Keyring
-	sealer    *seal.Keyring
-	backup    backupcode.Hasher
-	smsKey    []byte
-	sender    SMSSender
-	sms       SMSConfig
-	logger    *slog.Logger
-	cfg       Config
-	now       func() time.Time
-	rand      io.Reader
+	store      Store
+	passwords  *password.Hasher
+	tokens     *token.Keyring
+	sealer     *seal.Keyring
+	backup     backupcode.Hasher
+	smsKey     []byte
+	sender     SMSSender
+	smsMetrics SMSMetrics
+	sms        SMSConfig
+	logger     *slog.Logger
+	cfg        Config
+	now        func() time.Time
+	rand       io.Reader
 	// policyCache holds the administrator's settings (see policy).
 	policyCache settingsCache
 }
@@ -95,18 +98,22 @@ func NewService(d Deps, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("backup-code key: %w", err)
 	}
 	s := &Service{
-		store:     d.Store,
-		passwords: d.Passwords,
-		tokens:    d.Tokens,
-		sealer:    d.Sealer,
-		backup:    backup,
-		smsKey:    d.SMSKey,
-		sender:    d.SMS,
-		sms:       cfg.SMS,
-		logger:    d.Logger,
-		cfg:       cfg,
-		now:       d.Now,
-		rand:      d.Rand,
+		store:      d.Store,
+		passwords:  d.Passwords,
+		tokens:     d.Tokens,
+		sealer:     d.Sealer,
+		backup:     backup,
+		smsKey:     d.SMSKey,
+		sender:     d.SMS,
+		smsMetrics: d.SMSMetrics,
+		sms:        cfg.SMS,
+		logger:     d.Logger,
+		cfg:        cfg,
+		now:        d.Now,
+		rand:       d.Rand,
+	}
+	if s.smsMetrics == nil {
+		s.smsMetrics = noSMSMetrics{}
 	}
 	if s.now == nil {
 		s.now = time.Now

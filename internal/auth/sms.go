@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/sms"
@@ -24,13 +25,17 @@ type SMSSender interface {
 
 // SMSConfig are the rules for SMS and voice codes.
 type SMSConfig struct {
-	CodeTTL        time.Duration // 5 min
-	ResendCooldown time.Duration // 30 s per phone
-	HourlyLimit    int           // sends per phone per hour
-	MaxAttempts    int           // wrong tries that kill a code (5)
-	Template       string        // "Your {issuer} code is {code}"
-	Host           string        // for the WebOTP line "@host #code"
-	CallEnabled    bool          // the sender can place calls
+	CodeTTL          time.Duration // 5 min
+	ResendCooldown   time.Duration // 30 s per phone
+	HourlyLimit      int           // sends per phone per hour
+	PhoneDailyLimit  int           // sends per phone per day
+	IPHourlyLimit    int           // sends asked for by one client address per hour; 0: no ceiling
+	DailyLimit       int           // sends by the whole deployment per day; 0: no ceiling
+	AllowedCountries []string      // ISO 3166 regions codes may go to; empty: all
+	MaxAttempts      int           // wrong tries that kill a code (5)
+	Template         string        // "Your {issuer} code is {code}"
+	Host             string        // for the WebOTP line "@host #code"
+	CallEnabled      bool          // the sender can place calls
 }
 
 // newSMSCode returns six digits from the service's random source, uniform
@@ -77,16 +82,78 @@ func (s *Service) smsCooldownPolicy(st AttemptState, now time.Time) (time.Durati
 // smsCooldownKey is the attempt counter that spaces sends to one phone.
 func smsCooldownKey(phone string) string { return "sms-cool:" + phone }
 
-// chargeSend counts one send to phone against the cooldown and the hourly
-// limit, and answers a *RateLimitError when either refuses it. Sign-in for
-// an unknown number is charged too, so that the limits do not tell which
-// numbers are known.
-func (s *Service) chargeSend(ctx context.Context, phone string, now time.Time) error {
+// SMSMetrics counts what happens to sends, for /metrics.
+type SMSMetrics interface {
+	// SMSSent counts a code the provider took, by channel.
+	SMSSent(channel string)
+	// SMSRefused counts a send refused before it reached a provider, by
+	// reason (cooldown, phone_hourly, phone_daily, ip_hourly, daily_limit,
+	// country, provider_failed).
+	SMSRefused(reason string)
+}
+
+type noSMSMetrics struct{}
+
+func (noSMSMetrics) SMSSent(string)    {}
+func (noSMSMetrics) SMSRefused(string) {}
+
+// chargeSend counts one send to phone against every limit: the country
+// allow-list, the per-phone cooldown, hourly and daily caps, the per-address
+// ceiling and the deployment's daily ceiling. It answers a *RateLimitError
+// (or ErrInvalidPhone for a country not allowed, ErrSMSUnavailable past the
+// daily ceiling) when one refuses it. Sign-in for an unknown number is
+// charged too, so that the limits do not tell which numbers are known.
+func (s *Service) chargeSend(ctx context.Context, phone string, meta RequestMeta, now time.Time) error {
+	if len(s.sms.AllowedCountries) > 0 && !slices.Contains(s.sms.AllowedCountries, PhoneCountry(phone)) {
+		s.smsMetrics.SMSRefused("country")
+		return fmt.Errorf("%w: codes are not sent to numbers in this country", ErrInvalidPhone)
+	}
+	if err := s.chargeCooldownAndHour(ctx, phone, now); err != nil {
+		return err
+	}
+	day := now.Truncate(24 * time.Hour)
+	n, err := s.store.HitWindow(ctx, "sms-day:"+phone, day)
+	if err != nil {
+		return fmt.Errorf("send code: daily count: %w", err)
+	}
+	if n > int64(s.sms.PhoneDailyLimit) && s.sms.PhoneDailyLimit > 0 {
+		s.smsMetrics.SMSRefused("phone_daily")
+		return &RateLimitError{RetryAfter: day.Add(24 * time.Hour).Sub(now), Reason: "too many codes sent to this phone today"}
+	}
+	if s.sms.IPHourlyLimit > 0 && meta.IP != "" {
+		hour := now.Truncate(time.Hour)
+		n, err := s.store.HitWindow(ctx, "sms-ip:"+meta.IP, hour)
+		if err != nil {
+			return fmt.Errorf("send code: per-address count: %w", err)
+		}
+		if n > int64(s.sms.IPHourlyLimit) {
+			s.smsMetrics.SMSRefused("ip_hourly")
+			return &RateLimitError{RetryAfter: hour.Add(time.Hour).Sub(now), Reason: "too many codes asked for from this address"}
+		}
+	}
+	if s.sms.DailyLimit > 0 {
+		n, err := s.store.HitWindow(ctx, "sms-global", day)
+		if err != nil {
+			return fmt.Errorf("send code: deployment count: %w", err)
+		}
+		if n > int64(s.sms.DailyLimit) {
+			s.smsMetrics.SMSRefused("daily_limit")
+			s.logger.ErrorContext(ctx, "SMS daily limit reached: no more codes are sent today; raise TWOSTEP_SMS_DAILY_LIMIT if this is real traffic",
+				"event", "sms_daily_limit_reached", "limit", s.sms.DailyLimit)
+			return fmt.Errorf("send code: %w: the daily SMS limit is reached", ErrSMSUnavailable)
+		}
+	}
+	return nil
+}
+
+// chargeCooldownAndHour applies the per-phone cooldown and hourly cap.
+func (s *Service) chargeCooldownAndHour(ctx context.Context, phone string, now time.Time) error {
 	wait, err := s.store.ReserveAttempt(ctx, smsCooldownKey(phone), now, s.smsCooldownPolicy)
 	if err != nil {
 		return fmt.Errorf("send code: cooldown: %w", err)
 	}
 	if wait > 0 {
+		s.smsMetrics.SMSRefused("cooldown")
 		return &RateLimitError{RetryAfter: wait, Reason: "a code was sent to this phone moments ago"}
 	}
 	hour := now.Truncate(time.Hour)
@@ -95,6 +162,7 @@ func (s *Service) chargeSend(ctx context.Context, phone string, now time.Time) e
 		return fmt.Errorf("send code: hourly count: %w", err)
 	}
 	if n > int64(s.sms.HourlyLimit) {
+		s.smsMetrics.SMSRefused("phone_hourly")
 		return &RateLimitError{RetryAfter: hour.Add(time.Hour).Sub(now), Reason: "too many codes sent to this phone this hour"}
 	}
 	return nil
@@ -117,7 +185,7 @@ func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone,
 		return 0, invalid("method", "voice calls are not available")
 	}
 	now := s.clock()
-	if err := s.chargeSend(ctx, phone, now); err != nil {
+	if err := s.chargeSend(ctx, phone, meta, now); err != nil {
 		return 0, err
 	}
 	code, err := s.newSMSCode()
@@ -131,6 +199,7 @@ func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone,
 		m.Body = sms.Text(s.sms.Template, s.cfg.Issuer, code, s.sms.Host)
 	}
 	if err := s.sender.Send(ctx, m); err != nil {
+		s.smsMetrics.SMSRefused("provider_failed")
 		s.logger.WarnContext(ctx, "code not delivered", "event", "sms_failed", "to", MaskPhone(phone), "channel", channel, "purpose", purpose, "err", err)
 		// The cooldown was free when this send reserved it, so clearing it
 		// puts it back as it was.
@@ -149,6 +218,7 @@ func (s *Service) sendCode(ctx context.Context, purpose, subject, userID, phone,
 	if _, err := s.store.SaveSMSCode(context.WithoutCancel(ctx), c); err != nil {
 		return 0, fmt.Errorf("send code: a code went out but was not stored: %w", err)
 	}
+	s.smsMetrics.SMSSent(channel)
 	s.audit(ctx, s.event(EventChallengeSent, userID, meta, map[string]any{"channel": channel, "purpose": purpose, "to": MaskPhone(phone)}))
 	return s.sms.ResendCooldown, nil
 }

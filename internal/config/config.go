@@ -197,6 +197,18 @@ type TwoFA struct {
 	// SMSHourlyLimit is the maximum number of codes sent to one phone per
 	// hour.
 	SMSHourlyLimit int `toml:"sms_hourly_limit"`
+	// SMSPhoneDailyLimit is the maximum number of codes sent to one phone
+	// per day.
+	SMSPhoneDailyLimit int `toml:"sms_phone_daily_limit"`
+	// SMSIPHourlyLimit is the maximum number of codes one client address
+	// may have sent per hour; 0 disables the ceiling.
+	SMSIPHourlyLimit int `toml:"sms_ip_hourly_limit"`
+	// SMSDailyLimit is the most codes the whole deployment sends per day
+	// (a cost ceiling); 0 disables it.
+	SMSDailyLimit int `toml:"sms_daily_limit"`
+	// SMSAllowedCountries are ISO 3166 region codes that codes may be sent
+	// to; empty allows every country.
+	SMSAllowedCountries []string `toml:"sms_allowed_countries"`
 	// SMSTemplate is the SMS text; {code} is replaced by the code and
 	// {issuer} by Tokens.Issuer. The WebOTP line is appended elsewhere.
 	SMSTemplate string `toml:"sms_template"`
@@ -341,13 +353,16 @@ func Default() Config {
 			IPLimit:      300,
 		},
 		TwoFA: TwoFA{
-			SudoTTL:           10 * time.Minute,
-			LockoutDuration:   15 * time.Minute,
-			LockoutThreshold:  10,
-			SMSCodeTTL:        5 * time.Minute,
-			SMSResendCooldown: 30 * time.Second,
-			SMSHourlyLimit:    5,
-			SMSTemplate:       "Your {issuer} code is {code}",
+			SudoTTL:            10 * time.Minute,
+			LockoutDuration:    15 * time.Minute,
+			LockoutThreshold:   10,
+			SMSCodeTTL:         5 * time.Minute,
+			SMSResendCooldown:  30 * time.Second,
+			SMSHourlyLimit:     5,
+			SMSPhoneDailyLimit: 10,
+			SMSIPHourlyLimit:   20,
+			SMSDailyLimit:      10000,
+			SMSTemplate:        "Your {issuer} code is {code}",
 		},
 		SMS: SMS{
 			Providers: []string{"console"},

@@ -272,6 +272,14 @@ func (v *validator) twoFA(c Config) {
 		v.add("TWOSTEP_SMS_RESEND_COOLDOWN", "must not be negative, got %s", formatDuration(f.SMSResendCooldown))
 	}
 	v.atLeast("TWOSTEP_SMS_HOURLY_LIMIT", f.SMSHourlyLimit, 1)
+	v.atLeast("TWOSTEP_SMS_PHONE_DAILY_LIMIT", f.SMSPhoneDailyLimit, 1)
+	v.atLeast("TWOSTEP_SMS_IP_HOURLY_LIMIT", f.SMSIPHourlyLimit, 0)
+	v.atLeast("TWOSTEP_SMS_DAILY_LIMIT", f.SMSDailyLimit, 0)
+	for _, c := range f.SMSAllowedCountries {
+		if len(c) != 2 || strings.ToUpper(c) != c || strings.Trim(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			v.add("TWOSTEP_SMS_ALLOWED_COUNTRIES", "%q is not a two-letter ISO 3166 code in capitals, like US", c)
+		}
+	}
 	if !strings.Contains(f.SMSTemplate, "{code}") {
 		v.add("TWOSTEP_SMS_TEMPLATE", "must contain {code}, got %q", f.SMSTemplate)
 	}

@@ -137,9 +137,10 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 	smsKey := make([]byte, 32)
 	_, _ = rand.Read(smsKey)
 	recorder := &smstest.Recorder{}
+	metrics := httpapi.NewMetrics()
 	svc, err := auth.NewService(auth.Deps{
 		Store: db, Passwords: password.NewHasher(st.params, 4), Tokens: tokens, Sealer: sealer,
-		BackupKey: backupKey, SMSKey: smsKey, SMS: recorder, Logger: logger, Now: clk.Now,
+		BackupKey: backupKey, SMSKey: smsKey, SMS: recorder, SMSMetrics: metrics, Logger: logger, Now: clk.Now,
 	}, st.cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func newEnv(t testing.TB, engine string, options ...envOption) *env {
 	if st.opts.Ready == nil {
 		st.opts.Ready = db.Ping
 	}
-	h := httpapi.NewServer(logger, st.opts, svc, tokens, httpapi.NewMetrics())
+	h := httpapi.NewServer(logger, st.opts, svc, tokens, metrics)
 	spec, err := specOnce()
 	if err != nil {
 		t.Fatalf("apispec.NewValidator() = %v", err)

@@ -13,10 +13,12 @@ import (
 // Metrics holds the server's Prometheus collectors in a registry of its
 // own (no global registry).
 type Metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	latency  *prometheus.HistogramVec
-	logins   *prometheus.CounterVec
+	registry   *prometheus.Registry
+	requests   *prometheus.CounterVec
+	latency    *prometheus.HistogramVec
+	logins     *prometheus.CounterVec
+	smsSent    *prometheus.CounterVec
+	smsRefused *prometheus.CounterVec
 }
 
 // NewMetrics returns collectors registered in a fresh registry, with the Go
@@ -38,7 +40,15 @@ func NewMetrics() *Metrics {
 			Help: "Login attempts by step and outcome.",
 		}, []string{"step", "outcome"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.logins,
+	m.smsSent = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "twostep_sms_sent_total",
+		Help: "Codes a provider took, by channel (sms or call).",
+	}, []string{"channel"})
+	m.smsRefused = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "twostep_sms_refused_total",
+		Help: "Sends refused before or at a provider, by reason; reason=\"daily_limit\" means the deployment's daily SMS ceiling is reached and nothing is sent.",
+	}, []string{"reason"})
+	m.registry.MustRegister(m.requests, m.latency, m.logins, m.smsSent, m.smsRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -56,3 +66,9 @@ func (m *Metrics) login(step, outcome string) {
 func (m *Metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
+
+// SMSSent counts a code a provider took (auth.SMSMetrics).
+func (m *Metrics) SMSSent(channel string) { m.smsSent.WithLabelValues(channel).Inc() }
+
+// SMSRefused counts a refused send by reason (auth.SMSMetrics).
+func (m *Metrics) SMSRefused(reason string) { m.smsRefused.WithLabelValues(reason).Inc() }
