@@ -17,6 +17,22 @@ type opResult struct {
 	// StoppedEarly says why timing ended before -d, if it did.
 	StoppedEarly string
 	Notes        []string
+	// ServerCPU is the CPU time the servers used from the start to the end of timing, when
+	// CPUMeasured; CPUErr says why it was not.
+	ServerCPU   time.Duration
+	CPUMeasured bool
+	CPUErr      string
+}
+
+// ok is how many timed operations succeeded.
+func (o opResult) ok() int { return o.Requests - o.Errors }
+
+// cpuPerOK is the servers' CPU time per successful operation.
+func (o opResult) cpuPerOK() (time.Duration, bool) {
+	if !o.CPUMeasured || o.ok() <= 0 {
+		return 0, false
+	}
+	return o.ServerCPU / time.Duration(o.ok()), true
 }
 
 // measure runs step on every worker until d has passed (a request in flight then is finished and
@@ -81,7 +97,25 @@ func (b *bench) runOp(ctx context.Context, phase, op string) opResult {
 		}
 	}
 	b.logger.Info("timing", "op", op, "for", b.cfg.duration, "clients", len(b.workers))
+	var (
+		cpu0   time.Duration
+		cpuErr error
+	)
+	if b.serverCPU != nil {
+		cpu0, cpuErr = b.serverCPU()
+	}
 	elapsed, exhausted := measure(ctx, b.workers, b.cfg.duration, p.step)
+	if b.serverCPU != nil {
+		if cpuErr == nil {
+			var cpu1 time.Duration
+			if cpu1, cpuErr = b.serverCPU(); cpuErr == nil {
+				res.ServerCPU, res.CPUMeasured = cpu1-cpu0, true
+			}
+		}
+		if cpuErr != nil {
+			res.CPUErr = cpuErr.Error()
+		}
+	}
 	if p.after != nil {
 		p.after()
 	}
@@ -103,7 +137,10 @@ func (b *bench) runOp(ctx context.Context, phase, op string) opResult {
 			break
 		}
 	}
-	b.logger.Info("done", "op", op, "requests", res.Requests, "errors", res.Errors,
-		"per_s", fmt.Sprintf("%.1f", res.PerSec), "p99", res.P99)
+	args := []any{"op", op, "requests", res.Requests, "errors", res.Errors, "per_s", fmt.Sprintf("%.1f", res.PerSec), "p99", res.P99}
+	if per, ok := res.cpuPerOK(); ok {
+		args = append(args, "server_cpu_per_ok", per.Round(time.Microsecond))
+	}
+	b.logger.Info("done", args...)
 	return res
 }

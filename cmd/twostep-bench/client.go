@@ -19,6 +19,7 @@ const (
 	pathJWKS         = "/.well-known/jwks.json"
 	pathEnable       = "/authentication/twoFa/enable"
 	pathEnableVerify = "/authentication/twoFa/enable/verify"
+	pathAuthorize    = "/authentication/twoFa/authorize"
 	pathVerify       = "/authentication/twoFa/verify"
 	pathRecover      = "/authentication/twoFa/recover"
 	pathHealth       = "/healthz"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -17,21 +18,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twostep-auth/twostep/internal/sms"
+	"github.com/twostep-auth/twostep/internal/sms/twilio"
 	"github.com/twostep-auth/twostep/internal/totp"
 )
 
 // fakeServer is a small in-memory stand-in for twostep that keeps the parts of the API contract
 // the harness relies on, strictly where a mistake of the harness would show: tokens are single
 // use, a TOTP step is accepted once per factor and must be later than the last one, backup codes
-// work once. It counts every request it refuses.
+// work once, a phone is texted at most once per cooldown and an SMS code works once. It counts
+// every request it refuses.
 type fakeServer struct {
 	opts totp.Options // the period is short in tests, so that steps pass quickly
+
+	// SMS, when sender is set: texts go through sender, at most one per cooldown per phone, each
+	// answered after smsDelay (to make a login take time).
+	sender   sms.Sender
+	cooldown time.Duration
+	smsDelay time.Duration
 
 	mu         sync.Mutex
 	users      map[string]*fakeUser // by email
 	access     map[string]string    // access token → email
 	refresh    map[string]string    // refresh token → email
 	challenges map[string]string    // challenge token → email
+	smsCodes   map[string]string    // challenge token → the code texted for it
+	lastText   map[string]time.Time // phone → when it was last charged a text
 	refused    map[string]int       // "path status" → count
 }
 
@@ -41,6 +53,8 @@ type fakeUser struct {
 	enabled  bool
 	lastStep int64
 	backup   map[string]bool
+	phone    string // SMS factor
+	smsCode  string // enrolment code, until confirmed
 }
 
 func newFakeServer(period time.Duration) *fakeServer {
@@ -50,8 +64,30 @@ func newFakeServer(period time.Duration) *fakeServer {
 		access:     map[string]string{},
 		refresh:    map[string]string{},
 		challenges: map[string]string{},
+		smsCodes:   map[string]string{},
+		lastText:   map[string]time.Time{},
 		refused:    map[string]int{},
 	}
+}
+
+// textLocked texts a new code to phone unless the phone is in its cooldown. f.mu must be held.
+func (f *fakeServer) textLocked(phone string) (code string, status int, errCode string) {
+	if f.sender == nil {
+		return "", 503, "sms_unavailable"
+	}
+	now := time.Now()
+	if last, ok := f.lastText[phone]; ok && now.Sub(last) < f.cooldown {
+		return "", 429, "rate_limited"
+	}
+	f.lastText[phone] = now
+	time.Sleep(f.smsDelay)
+	code = fmt.Sprintf("%06d", mrand.IntN(1000000))
+	m := sms.Message{To: phone, Channel: sms.ChannelSMS, Body: "Your fake code is " + code + "\n\n@fake #" + code}
+	if err := f.sender.Send(context.Background(), m); err != nil {
+		delete(f.lastText, phone)
+		return "", 503, "sms_unavailable"
+	}
+	return code, 0, ""
 }
 
 // refusals returns a copy of the refused-request counts.
@@ -86,6 +122,7 @@ func (f *fakeServer) handler() http.Handler {
 		RefreshToken string `json:"refreshToken"`
 		Method       string `json:"method"`
 		Code         string `json:"code"`
+		Phone        string `json:"phone"`
 	}
 	// handle wraps h: it decodes the body, holds the lock, and writes h's answer.
 	handle := func(pattern string, h func(r *http.Request, body in) (int, any)) {
@@ -170,6 +207,14 @@ func (f *fakeServer) handler() http.Handler {
 	})
 	handle("POST /authentication/twoFa/enable", func(r *http.Request, b in) (int, any) {
 		email, ok := bearer(r, f.access)
+		if ok && b.Method == "sms" && b.Phone != "" {
+			code, status, errCode := f.textLocked(b.Phone)
+			if status != 0 {
+				return fail(status, errCode)
+			}
+			f.users[email].phone, f.users[email].smsCode = b.Phone, code
+			return 200, map[string]any{"method": "sms", "message": "Verification code sent", "to": "+1******" + b.Phone[len(b.Phone)-4:]}
+		}
 		if !ok || b.Method != "authenticator" {
 			return fail(400, "invalid_request")
 		}
@@ -186,6 +231,13 @@ func (f *fakeServer) handler() http.Handler {
 			return fail(401, "unauthorized")
 		}
 		u := f.users[email]
+		if b.Method == "sms" {
+			if u.smsCode == "" || b.Code != u.smsCode {
+				return fail(401, "invalid_code")
+			}
+			u.enabled, u.smsCode = true, ""
+			return 200, map[string]any{"message": "2FA enabled", "method": "sms"}
+		}
 		if u.secret == nil || !verifyCode(u, b.Code) {
 			return fail(401, "invalid_code")
 		}
@@ -198,10 +250,35 @@ func (f *fakeServer) handler() http.Handler {
 		}
 		return 200, map[string]any{"message": "2FA enabled", "method": "authenticator", "backupCodes": codes}
 	})
+	handle("POST /authentication/twoFa/authorize", func(r *http.Request, b in) (int, any) {
+		email, ok := bearer(r, f.challenges)
+		if !ok {
+			return fail(401, "unauthorized")
+		}
+		u := f.users[email]
+		if b.Method != "sms" || u.phone == "" || u.smsCode != "" {
+			return fail(400, "invalid_request")
+		}
+		code, status, errCode := f.textLocked(u.phone)
+		if status != 0 {
+			return fail(status, errCode)
+		}
+		f.smsCodes[strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")] = code
+		return 200, map[string]any{"method": "sms", "message": "A verification code has been sent", "retryAfter": int(f.cooldown / time.Second)}
+	})
 	handle("POST /authentication/twoFa/verify", func(r *http.Request, b in) (int, any) {
 		email, ok := bearer(r, f.challenges)
 		if !ok {
 			return fail(401, "unauthorized")
+		}
+		if b.Method == "sms" {
+			tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if code, ok := f.smsCodes[tok]; !ok || code != b.Code {
+				return fail(401, "invalid_code")
+			}
+			delete(f.smsCodes, tok)
+			delete(f.challenges, tok)
+			return 200, f.tokensLocked(email)
 		}
 		if !verifyCode(f.users[email], b.Code) {
 			return fail(401, "invalid_code")
@@ -268,7 +345,12 @@ func fakeServerMain(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM)
 	defer stop()
-	srv := &http.Server{Handler: newFakeServer(time.Second).handler()}
+	fake := newFakeServer(time.Second)
+	if err := fake.smsFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, "fake twostep:", err)
+		return 2
+	}
+	srv := &http.Server{Handler: fake.handler()}
 	go func() {
 		<-ctx.Done()
 		srv.Shutdown(context.Background())
@@ -279,4 +361,42 @@ func fakeServerMain(args []string) int {
 		return 1
 	}
 	return 0
+}
+
+// fakeSMSDelayEnv, in the fake twostep's environment, holds each text back (a duration).
+const fakeSMSDelayEnv = "TWOSTEP_BENCH_FAKE_SMS_DELAY"
+
+// smsFromEnv sets up texting as a real server would from its environment: with
+// TWOSTEP_SMS_PROVIDER=twilio, through Twilio at TWOSTEP_TWILIO_BASE_URL, with the
+// TWOSTEP_SMS_RESEND_COOLDOWN cooldown. It refuses a twilio setting the real server would refuse.
+func (f *fakeServer) smsFromEnv() error {
+	switch p := os.Getenv("TWOSTEP_SMS_PROVIDER"); p {
+	case "":
+		return nil
+	case "twilio":
+	default:
+		return fmt.Errorf("TWOSTEP_SMS_PROVIDER=%q: the fake knows only twilio", p)
+	}
+	sid := os.Getenv("TWOSTEP_TWILIO_ACCOUNT_SID")
+	if _, err := hex.DecodeString(strings.TrimPrefix(sid, "AC")); len(sid) != 34 || !strings.HasPrefix(sid, "AC") || err != nil {
+		return fmt.Errorf("TWOSTEP_TWILIO_ACCOUNT_SID=%q: want AC and 32 hex digits", sid)
+	}
+	for _, k := range []string{"TWOSTEP_TWILIO_AUTH_TOKEN", "TWOSTEP_TWILIO_FROM", "TWOSTEP_TWILIO_BASE_URL", "TWOSTEP_SMS_HOURLY_LIMIT"} {
+		if os.Getenv(k) == "" {
+			return fmt.Errorf("%s is not set", k)
+		}
+	}
+	cooldown, err := time.ParseDuration(os.Getenv("TWOSTEP_SMS_RESEND_COOLDOWN"))
+	if err != nil {
+		return fmt.Errorf("TWOSTEP_SMS_RESEND_COOLDOWN: %w", err)
+	}
+	if v := os.Getenv(fakeSMSDelayEnv); v != "" {
+		if f.smsDelay, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("%s: %w", fakeSMSDelayEnv, err)
+		}
+	}
+	f.cooldown = cooldown
+	f.sender = &twilio.Client{AccountSID: sid, AuthToken: os.Getenv("TWOSTEP_TWILIO_AUTH_TOKEN"),
+		From: os.Getenv("TWOSTEP_TWILIO_FROM"), BaseURL: os.Getenv("TWOSTEP_TWILIO_BASE_URL")}
+	return nil
 }

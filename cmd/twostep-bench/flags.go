@@ -187,8 +187,8 @@ func (cfg config) validate() error {
 	if cfg.totpUsers < 1 {
 		errs = append(errs, fmt.Errorf("-totp-users %d: want at least 1", cfg.totpUsers))
 	}
-	if cfg.smsUsers < 1 {
-		errs = append(errs, fmt.Errorf("-sms-users %d: want at least 1", cfg.smsUsers))
+	if cfg.smsUsers < 1 || cfg.smsUsers > maxSMSUsers {
+		errs = append(errs, fmt.Errorf("-sms-users %d: want 1 to %d", cfg.smsUsers, maxSMSUsers))
 	}
 	if cfg.clients < 1 {
 		errs = append(errs, fmt.Errorf("-c %d: want at least 1", cfg.clients))

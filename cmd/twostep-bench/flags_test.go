@@ -71,7 +71,7 @@ func TestParseFlags(t *testing.T) {
 		{args: []string{"-url", "http://x", "-c", "0"}, wantErr: "-c 0"},
 		{args: []string{"-url", "http://x", "-d", "0s"}, wantErr: "-d 0s"},
 		{args: []string{"-url", "http://x", "-users", "0"}, wantErr: "-users 0"},
-		{args: []string{"-server", "/bin/twostep", "-sms-users", "0"}, wantErr: "-sms-users 0"},
+		{args: []string{"-server", "/bin/twostep", "-sms-users", "0"}, wantErr: "-sms-users 0: want 1 to"},
 		{args: []string{"-url", "http://x", "-ops", "login,sms-login"}, wantErr: "sms-login needs -server"},
 		{args: []string{"-url", "http://x", "extra"}, wantErr: "unexpected arguments"},
 		{args: []string{"-url", "http://x", "-d", "soon"}, wantErr: "invalid value"},

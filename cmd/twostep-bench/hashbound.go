@@ -86,7 +86,7 @@ func newHashBound(ctx context.Context, lookup func(string) string) (hashBound, e
 // hashesPerRequest is how many argon2id runs one timed request of op costs the server.
 func hashesPerRequest(op string) int {
 	switch op {
-	case opRegister, opLogin, opLoginTOTP:
+	case opRegister, opLogin, opLoginTOTP, opSMSLogin:
 		return 1
 	}
 	return 0

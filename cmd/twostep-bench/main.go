@@ -20,6 +20,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/twostep-auth/twostep/internal/sms/smstest"
 )
 
 func main() {
@@ -37,27 +39,38 @@ type phase struct {
 	name string
 	ops  []string
 	env  []string // server environment of this phase, on top of the fixed settings
+	// fakeSMS: the harness runs a fake Twilio for this phase, and the servers text through it
+	// (smsServerEnv is added to env once the fake's address is known).
+	fakeSMS bool
 }
 
-// planPhases splits ops into the plain ones (on servers with production hashing) and the 2FA
-// ones (on servers with cheap hashing, since their set-up logs every enrolled user in once or
-// more), keeping their order within each.
+// cheapHashEnv is the argon2id setting of the 2FA phases: their set-up logs every enrolled user
+// in once or more.
+var cheapHashEnv = []string{
+	"TWOSTEP_ARGON2_ALLOW_WEAK=true",
+	"TWOSTEP_ARGON2_MEMORY_KIB=64",
+	"TWOSTEP_ARGON2_ITERATIONS=1",
+}
+
+// planPhases splits ops into the plain ones (on servers with production hashing), the TOTP
+// ones (on servers with cheap hashing) and the SMS ones (cheap hashing, and the twilio provider
+// pointed at the harness's fake), keeping their order within each.
 func planPhases(ops []string) []phase {
 	plain := phase{name: "main"}
-	twoFA := phase{name: "2fa", env: []string{
-		"TWOSTEP_ARGON2_ALLOW_WEAK=true",
-		"TWOSTEP_ARGON2_MEMORY_KIB=64",
-		"TWOSTEP_ARGON2_ITERATIONS=1",
-	}}
+	twoFA := phase{name: "2fa", env: cheapHashEnv}
+	sms := phase{name: "sms", env: cheapHashEnv, fakeSMS: true}
 	for _, op := range ops {
-		if isTwoFA(op) {
+		switch {
+		case isSMS(op):
+			sms.ops = append(sms.ops, op)
+		case isTwoFA(op):
 			twoFA.ops = append(twoFA.ops, op)
-		} else {
+		default:
 			plain.ops = append(plain.ops, op)
 		}
 	}
 	var out []phase
-	for _, p := range []phase{plain, twoFA} {
+	for _, p := range []phase{plain, twoFA, sms} {
 		if len(p.ops) > 0 {
 			out = append(out, p)
 		}
@@ -170,11 +183,21 @@ func runWithServers(ctx context.Context, logger *slog.Logger, cfg config, getenv
 		if ctx.Err() != nil {
 			break
 		}
+		var fake *smstest.Server
+		if ph.fakeSMS {
+			fake = smstest.NewServer()
+			logger.Info("started the fake Twilio", "phase", ph.name, "url", fake.URL)
+			ph.env = append(slices.Clip(ph.env), smsServerEnv(fake.URL)...)
+		}
 		env := serverEnv(cfg, dir, ph.env)
 		lookup := envLookup(env, getenv)
 		envOf[ph.name] = lookup
 		rep.Notes = append(rep.Notes, phaseNotes(ph, lookup, cfg, i == 0)...)
-		if err := runPhase(ctx, logger, cfg, ph, env, dir, newBench, rep); err != nil {
+		err := runPhase(ctx, logger, cfg, ph, env, lookup, fake, dir, newBench, rep)
+		if fake != nil {
+			fake.Close() // after runPhase stopped the servers
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -182,9 +205,10 @@ func runWithServers(ctx context.Context, logger *slog.Logger, cfg config, getenv
 }
 
 // runPhase starts the servers of ph, runs its operations against them, reads the servers' peak
-// memory and stops them. Results go into rep.
-func runPhase(ctx context.Context, logger *slog.Logger, cfg config, ph phase, env []string, dir string,
-	newBench func(targets []string) *bench, rep *report) error {
+// memory and stops them. Results go into rep. lookup reads the servers' environment; fake, if
+// not nil, is the fake Twilio they text through.
+func runPhase(ctx context.Context, logger *slog.Logger, cfg config, ph phase, env []string, lookup func(string) string,
+	fake *smstest.Server, dir string, newBench func(targets []string) *bench, rep *report) error {
 	ins, err := startServers(ctx, logger, cfg.server, cfg.servers, env, dir, ph.name)
 	if err != nil {
 		return err
@@ -202,14 +226,23 @@ func runPhase(ctx context.Context, logger *slog.Logger, cfg config, ph phase, en
 	}
 	b := newBench(targets)
 	defer b.api.hc.CloseIdleConnections() // the next phase's servers are new ones
+	b.serverCPU = instancesCPU(ins)
+	if fake != nil {
+		b.inbox = fake
+		if b.smsCooldown, err = serverCooldown(lookup); err != nil {
+			return err
+		}
+	}
 	for _, op := range ph.ops {
 		if ctx.Err() != nil {
 			break
 		}
 		rep.Ops = append(rep.Ops, b.runOp(ctx, ph.name, op))
 	}
-	if b.poolNote != "" {
-		rep.Notes = append(rep.Notes, b.poolNote)
+	for _, n := range []string{b.poolNote, b.smsPoolNote} {
+		if n != "" {
+			rep.Notes = append(rep.Notes, n)
+		}
 	}
 	return nil
 }
@@ -268,11 +301,27 @@ func phaseNotes(ph phase, lookup func(string) string, cfg config, first bool) []
 			notes = append(notes, "-env set "+strings.Join(slices.Compact(keys), ", "))
 		}
 	}
-	if len(ph.env) > 0 {
-		notes = append(notes, fmt.Sprintf("the 2FA operations ran on servers started anew with cheap password hashing, to make enrolment quick "+
-			"(TWOSTEP_ARGON2_ALLOW_WEAK=%s, TWOSTEP_ARGON2_MEMORY_KIB=%s, TWOSTEP_ARGON2_ITERATIONS=%s): "+
-			"their timed password steps (login-totp) cost far less than in production",
-			lookup("TWOSTEP_ARGON2_ALLOW_WEAK"), lookup("TWOSTEP_ARGON2_MEMORY_KIB"), lookup("TWOSTEP_ARGON2_ITERATIONS")))
+	cheap := fmt.Sprintf("cheap password hashing, to make enrolment quick "+
+		"(TWOSTEP_ARGON2_ALLOW_WEAK=%s, TWOSTEP_ARGON2_MEMORY_KIB=%s, TWOSTEP_ARGON2_ITERATIONS=%s)",
+		lookup("TWOSTEP_ARGON2_ALLOW_WEAK"), lookup("TWOSTEP_ARGON2_MEMORY_KIB"), lookup("TWOSTEP_ARGON2_ITERATIONS"))
+	switch {
+	case ph.fakeSMS:
+		limits := make([]string, len(smsLimitVars))
+		for i, k := range smsLimitVars {
+			limits[i] = k + "=" + lookup(k)
+		}
+		notes = append(notes, fmt.Sprintf("sms-login ran on servers started anew with %s: its timed password step costs far less than in production", cheap),
+			fmt.Sprintf("those servers text through the twilio provider pointed at a fake Twilio inside this harness (internal/sms/smstest, "+
+				"speaking Messages.json; its own CPU is the harness's, not the servers'): TWOSTEP_SMS_PROVIDER=%s, TWOSTEP_TWILIO_ACCOUNT_SID=%s, "+
+				"TWOSTEP_TWILIO_AUTH_TOKEN=(the fake's), TWOSTEP_TWILIO_FROM=%s, TWOSTEP_TWILIO_BASE_URL=%s",
+				lookup("TWOSTEP_SMS_PROVIDER"), lookup("TWOSTEP_TWILIO_ACCOUNT_SID"),
+				lookup("TWOSTEP_TWILIO_FROM"), lookup("TWOSTEP_TWILIO_BASE_URL")),
+			fmt.Sprintf("SMS limits on those servers: TWOSTEP_SMS_RESEND_COOLDOWN=%s (each phone texted at most once per cooldown), "+
+				"and every send ceiling set high: %s (a server ignores a variable it does not define)",
+				lookup("TWOSTEP_SMS_RESEND_COOLDOWN"), strings.Join(limits, ", ")))
+	case len(ph.env) > 0:
+		notes = append(notes, fmt.Sprintf("the 2FA operations ran on servers started anew with %s: "+
+			"their timed password steps (login-totp) cost far less than in production", cheap))
 	}
 	return notes
 }

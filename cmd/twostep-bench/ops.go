@@ -63,6 +63,17 @@ type bench struct {
 	pool     *userPool     // enrolled accounts for the 2FA operations
 	poolErr  error         // why the pool could not be made; not tried again
 	poolNote string        // how the pool was made
+
+	// For sms-login: where the servers' texts arrive, the servers' resend cooldown, and the
+	// users enrolled with SMS.
+	inbox       inbox
+	smsCooldown time.Duration
+	smsPool     *smsPool
+	smsPoolErr  error
+	smsPoolNote string
+
+	// serverCPU, if set, returns the CPU time the servers have used so far.
+	serverCPU func() (time.Duration, error)
 }
 
 // timedDo sends one request and measures it.
@@ -113,6 +124,8 @@ func (b *bench) prepare(ctx context.Context, op string) (*prepared, error) {
 		return b.prepareLoginTOTP(ctx)
 	case opRecover:
 		return b.prepareRecover(ctx)
+	case opSMSLogin:
+		return b.prepareSMSLogin(ctx)
 	}
 	return nil, fmt.Errorf("unknown operation %q", op)
 }

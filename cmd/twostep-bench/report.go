@@ -81,6 +81,8 @@ func (r *report) writeText(w io.Writer) error {
 		}
 	}
 
+	r.writeCPU(&b)
+
 	if len(r.Bounds) > 0 {
 		b.WriteString("\npassword-hash bound (one argon2id hash per request; hash time = median of 5 in this process, after 1 untimed):\n")
 		for _, ob := range r.Bounds {
@@ -112,6 +114,36 @@ func (r *report) writeText(w io.Writer) error {
 	return err
 }
 
+// writeCPU prints what each timed operation cost the servers in CPU time.
+func (r *report) writeCPU(b *strings.Builder) {
+	var lines []string
+	for _, o := range r.Ops {
+		switch per, ok := o.cpuPerOK(); {
+		case o.Skipped != "":
+		case o.CPUErr != "":
+			lines = append(lines, fmt.Sprintf("  %s: not measured: %s", o.Op, o.CPUErr))
+		case !o.CPUMeasured:
+		case !ok:
+			lines = append(lines, fmt.Sprintf("  %s: %.2f s CPU, no successful operation", o.Op, o.ServerCPU.Seconds()))
+		default:
+			cores := 0.0
+			if o.Elapsed > 0 {
+				cores = o.ServerCPU.Seconds() / o.Elapsed.Seconds()
+			}
+			lines = append(lines, fmt.Sprintf("  server CPU per %s: %s (%.2f s CPU in %.2f s = %.2f cores busy; %d ok)",
+				o.Op, fmtMS(per), o.ServerCPU.Seconds(), o.Elapsed.Seconds(), cores, o.ok()))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	fmt.Fprintf(b, "\nserver CPU (utime+stime of every started server process from /proc/PID/stat, over the timed run, "+
+		"divided by its successful operations; it includes the servers' background work, and it is counted in ticks of 1/%d s, so short runs are coarse):\n", clockTicks())
+	for _, l := range lines {
+		b.WriteString(l + "\n")
+	}
+}
+
 // fmtMS formats a latency in milliseconds.
 func fmtMS(d time.Duration) string {
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
@@ -137,6 +169,9 @@ func (r *report) writeJSON(w io.Writer) error {
 		Max          float64        `json:"max_ms"`
 		StoppedEarly string         `json:"stopped_early,omitempty"`
 		Notes        []string       `json:"notes,omitempty"`
+		ServerCPUS   *float64       `json:"server_cpu_s,omitempty"`
+		CPUPerOKMS   *float64       `json:"server_cpu_per_ok_ms,omitempty"`
+		CPUErr       string         `json:"server_cpu_error,omitempty"`
 	}
 	type jsonBound struct {
 		Op          string  `json:"op"`
@@ -169,12 +204,21 @@ func (r *report) writeJSON(w io.Writer) error {
 		Targets: r.Targets, Notes: r.Notes, Servers: r.Servers,
 	}
 	for _, o := range r.Ops {
-		out.Ops = append(out.Ops, jsonOp{
+		jo := jsonOp{
 			Op: o.Op, Phase: o.Phase, Skipped: o.Skipped, Requests: o.Requests, Errors: o.Errors,
 			ByStatus: o.ByStatus, ElapsedS: o.Elapsed.Seconds(), PerSec: o.PerSec,
 			P50: ms(o.P50), P95: ms(o.P95), P99: ms(o.P99), Max: ms(o.Max),
-			StoppedEarly: o.StoppedEarly, Notes: o.Notes,
-		})
+			StoppedEarly: o.StoppedEarly, Notes: o.Notes, CPUErr: o.CPUErr,
+		}
+		if o.CPUMeasured {
+			s := o.ServerCPU.Seconds()
+			jo.ServerCPUS = &s
+			if per, ok := o.cpuPerOK(); ok {
+				m := ms(per)
+				jo.CPUPerOKMS = &m
+			}
+		}
+		out.Ops = append(out.Ops, jo)
 	}
 	for _, ob := range r.Bounds {
 		p := ob.Bound.Params

@@ -51,6 +51,9 @@ func TestRunAgainstURLs(t *testing.T) {
 	t.Log("\n" + text)
 	ops := opsOf(t, rep)
 	for _, name := range knownOps {
+		if isSMS(name) {
+			continue // needs -server: TestRunSMSLogin
+		}
 		o := ops[name]
 		if o == nil {
 			t.Errorf("report has no %s", name)
@@ -153,5 +156,66 @@ func TestRunStartsSeveralServers(t *testing.T) {
 	}
 	if strings.Contains(text, "secret") {
 		t.Errorf("report shows the database password:\n%s", text)
+	}
+}
+
+func TestRunSMSLogin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fake server refuses a text to a phone within its cooldown (429) and a wrong or reused
+	// code (401): any error is a harness bug. Each text takes 20ms and the fake serves one
+	// request at a time, so 16 phones resting 50ms+100ms are plenty for 2 clients for a second.
+	rep, text := runReport(t, "-server", exe, "-env", fakeServerEnv+"=1", "-env", fakeSMSDelayEnv+"=20ms",
+		"-env", "TWOSTEP_SMS_RESEND_COOLDOWN=50ms", "-c", "2", "-d", "1s", "-warmup", "200ms",
+		"-sms-users", "16", "-ops", "jwks,sms-login")
+	t.Log("\n" + text)
+	ops := opsOf(t, rep)
+	o := ops["sms-login"]
+	if o == nil {
+		t.Fatalf("report has no sms-login")
+	}
+	if s, _ := o["skipped"].(string); s != "" {
+		t.Fatalf("sms-login skipped: %s", s)
+	}
+	// At 20ms a login, each phone comes back every ~320ms: it is texted several times.
+	if n := o["requests"].(float64); n < 32 {
+		t.Errorf("sms-login: %v logins, want each of the 16 phones used more than once", n)
+	}
+	if e := o["errors"].(float64); e != 0 {
+		t.Errorf("sms-login: %v errors %v, want none", e, o["errors_by_status"])
+	}
+	if s, _ := o["stopped_early"].(string); s != "" {
+		t.Errorf("sms-login stopped early: %s", s)
+	}
+	if o["phase"] != "sms" || ops["jwks"]["phase"] != "main" {
+		t.Errorf("phases: sms-login %v, jwks %v, want sms and main", o["phase"], ops["jwks"]["phase"])
+	}
+	for _, name := range []string{"sms-login", "jwks"} {
+		if _, ok := ops[name]["server_cpu_per_ok_ms"].(float64); !ok {
+			t.Errorf("%s: no server_cpu_per_ok_ms in %v", name, ops[name])
+		}
+	}
+	for _, want := range []string{"server CPU per sms-login:", "server CPU per jwks:", "TWOSTEP_SMS_PROVIDER=twilio",
+		"TWOSTEP_TWILIO_BASE_URL=http://127.0.0.1:", "TWOSTEP_SMS_RESEND_COOLDOWN=50ms", "TWOSTEP_SMS_HOURLY_LIMIT=1000000",
+		"16 users enrolled with SMS"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("report text lacks %q", want)
+		}
+	}
+
+	// Too few phones for the rate: the operation stops early and says so, still without errors.
+	rep, text = runReport(t, "-server", exe, "-env", fakeServerEnv+"=1", "-c", "4", "-d", "2s", "-warmup", "0",
+		"-sms-users", "6", "-ops", "sms-login")
+	o = opsOf(t, rep)["sms-login"]
+	if s, _ := o["stopped_early"].(string); !strings.Contains(s, "raise -sms-users") {
+		t.Errorf("sms-login with 6 users: stopped_early = %q, want the pool to run out\n%s", s, text)
+	}
+	if n, e := o["requests"].(float64), o["errors"].(float64); n < 1 || n > 6 || e != 0 {
+		t.Errorf("sms-login with 6 users and a 1s cooldown: %v logins, %v errors, want 1 to 6 and none", n, e)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -199,6 +200,31 @@ func (in *instance) readPeak() {
 	}
 }
 
+// cpu returns the CPU time the process has used so far, user and system.
+func (in *instance) cpu() (time.Duration, error) {
+	select {
+	case <-in.exited:
+		return 0, fmt.Errorf("server %s exited", in.Addr)
+	default:
+	}
+	return cpuTime(in.cmd.Process.Pid)
+}
+
+// instancesCPU returns a function that sums the CPU time of every instance.
+func instancesCPU(ins []*instance) func() (time.Duration, error) {
+	return func() (time.Duration, error) {
+		var sum time.Duration
+		for _, in := range ins {
+			d, err := in.cpu()
+			if err != nil {
+				return 0, err
+			}
+			sum += d
+		}
+		return sum, nil
+	}
+}
+
 // stop sends SIGTERM and waits for the process to exit, killing it after stopTimeout.
 func (in *instance) stop(logger *slog.Logger) {
 	defer in.logFile.Close()
@@ -262,6 +288,51 @@ func parseVmHWM(status []byte) (int64, error) {
 		return strconv.ParseInt(strings.TrimSpace(num), 10, 64)
 	}
 	return 0, errors.New("no VmHWM line")
+}
+
+// cpuTime reads the CPU time, utime + stime, that process pid has used from /proc/PID/stat.
+func cpuTime(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	return parseStatCPU(b, clockTicks())
+}
+
+// clockTicks is the unit of the times in /proc/PID/stat (USER_HZ): getconf CLK_TCK, asked once,
+// else 100, which it is on every common Linux architecture.
+var clockTicks = sync.OnceValue(func() int64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 100
+})
+
+// parseStatCPU returns utime + stime (fields 14 and 15, in ticks of 1/hz s) of a /proc/PID/stat
+// line. The command name, field 2, is in parentheses and may hold spaces and parentheses
+// itself, so the fields are counted from the last ')'.
+func parseStatCPU(stat []byte, hz int64) (time.Duration, error) {
+	s := string(stat)
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0, errors.New("stat: no command name")
+	}
+	f := strings.Fields(s[end+1:]) // f[0] is field 3, the state
+	if len(f) < 13 {
+		return 0, errors.New("stat: too few fields")
+	}
+	var ticks int64
+	for _, v := range f[11:13] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("stat: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * time.Second / time.Duration(hz), nil
 }
 
 // logTail returns the last lines of a log file, formatted to end an error message.

@@ -14,6 +14,7 @@ import (
 const (
 	statusTransport = -1 // no answer: connection error, timeout
 	statusBadBody   = -2 // a 2xx answer without what the contract promises
+	statusNoText    = -3 // a code was sent by text, says the server, but the fake provider got none
 )
 
 // statusLabel names an outcome in reports: the HTTP status, or what went wrong.
@@ -23,6 +24,8 @@ func statusLabel(status int) string {
 		return "transport"
 	case statusBadBody:
 		return "bad-body"
+	case statusNoText:
+		return "no-text"
 	}
 	return strconv.Itoa(status)
 }
