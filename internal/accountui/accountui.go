@@ -15,18 +15,16 @@
 package accountui
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/seal"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // Paths the pages own. httpapi mounts the handler at each of them.
@@ -43,11 +41,6 @@ var templateFS embed.FS
 
 //go:embed static/*
 var staticFS embed.FS
-
-// contentSecurityPolicy allows only the pages' own style sheet and script,
-// and images from the server or data: URIs (the enrolment QR code).
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
 // Options tune the pages. The zero value is usable (with no return URLs).
 type Options struct {
@@ -72,12 +65,12 @@ type Options struct {
 type site struct {
 	logger  *slog.Logger
 	svc     *auth.Service
-	cookies *seal.Keyring
+	cookies *seal.Keyring // seals the cookie and enrolment secrets
+	cookie  webui.Cookie
 	opts    Options
 	returns allowList
 	pages   map[string]*pageTemplate
-	assets  map[string]string // file name → versioned URL
-	static  http.Handler
+	assets  *webui.Assets
 	csrf    *http.CrossOriginProtection
 }
 
@@ -100,7 +93,7 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Meta == nil {
-		opts.Meta = peerMeta
+		opts.Meta = webui.PeerMeta
 	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
@@ -119,26 +112,29 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 	if err != nil {
 		return nil, fmt.Errorf("account ui: %w", err)
 	}
-	assets := map[string]string{}
-	files, err := fs.ReadDir(static, ".")
+	assets, err := webui.NewAssets(static, staticPrefix)
 	if err != nil {
 		return nil, fmt.Errorf("account ui: %w", err)
 	}
-	for _, f := range files {
-		b, err := fs.ReadFile(static, f.Name())
-		if err != nil {
-			return nil, fmt.Errorf("account ui: %w", err)
-		}
-		sum := sha256.Sum256(b)
-		assets[f.Name()] = staticPrefix + f.Name() + "?v=" + hex.EncodeToString(sum[:6])
-	}
 	s := &site{
 		logger: logger, svc: svc, cookies: ring, opts: opts, returns: returns, pages: pages, assets: assets,
-		static: http.StripPrefix(staticPrefix, http.FileServerFS(static)),
-		csrf:   http.NewCrossOriginProtection(),
+		cookie: webui.Cookie{
+			Name: "twostep-account", What: "account ui state", Keyring: ring,
+			// No other sealed value of the server (the admin panel's
+			// cookie included) opens as this cookie.
+			AAD: []byte("twostep account ui cookie v1"),
+			// Lax, not Strict: an application sends the browser to
+			// /login?return_to=… by a cross-site link or redirect, and a
+			// signed-in browser must arrive with its cookie to be handed
+			// back at once. Lax still withholds the cookie from
+			// cross-site POSTs, iframes and subresources, and every POST
+			// must also pass http.CrossOriginProtection.
+			SameSite: http.SameSiteLaxMode,
+		},
+		csrf: http.NewCrossOriginProtection(),
 	}
 	s.csrf.SetDenyHandler(http.HandlerFunc(s.crossOriginRefused))
-	return s.securityHeaders(s.csrf.Handler(s.routes())), nil
+	return webui.SecurityHeaders(s.csrf.Handler(s.routes())), nil
 }
 
 // routes lists every page. GET pages only read (but for /login/continue,
@@ -185,35 +181,13 @@ func (s *site) routes() http.Handler {
 	return mux
 }
 
-// securityHeaders sets the headers every answer of the pages carries.
-func (s *site) securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
-		next.ServeHTTP(w, r)
-	})
-}
-
-// handleStatic serves the style sheet and the script. A request naming the
-// current version may be cached for good; the URL changes with the content.
+// handleStatic serves the style sheet and the script.
 func (s *site) handleStatic(w http.ResponseWriter, r *http.Request) {
-	versioned, ok := s.assets[strings.TrimPrefix(r.URL.Path, staticPrefix)]
-	if !ok {
+	if !s.assets.Has(r) {
 		s.handleNotFound(w, r)
 		return
 	}
-	if v := r.URL.Query().Get("v"); v != "" && versioned == r.URL.Path+"?v="+v {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
-	s.static.ServeHTTP(w, r)
+	s.assets.ServeHTTP(w, r)
 }
 
 func (s *site) handleNotFound(w http.ResponseWriter, r *http.Request) {

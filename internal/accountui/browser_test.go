@@ -22,44 +22,10 @@ import (
 	"github.com/makiuchi-d/gozxing/qrcode"
 
 	"github.com/twostep-auth/twostep/internal/totp"
+	"github.com/twostep-auth/twostep/internal/webui/webuitest"
 )
 
-// chromiumPath is Debian's chromium, which .ci/run installs.
-const chromiumPath = "/usr/bin/chromium"
-
 var updateScreenshots = flag.Bool("screenshots", false, "write the browser test's screenshots to docs/screenshots")
-
-// startBrowser starts a headless chromium with a fresh profile. The test
-// skips when chromium is missing, unless TWOSTEP_TEST_REQUIRE_ALL=1.
-func startBrowser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("TWOSTEP_TEST_REQUIRE_ALL") == "1" {
-			t.Fatalf("%s is missing (TWOSTEP_TEST_REQUIRE_ALL=1): apt-get install chromium", chromiumPath)
-		}
-		t.Skipf("%s is missing: apt-get install chromium to run the browser tests", chromiumPath)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	bctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	return bctx
-}
 
 // demoApp is an application that sends its users to twostep's /login and
 // exchanges the code it gets back, server-side, as the README shows.
@@ -110,59 +76,23 @@ func newDemoApp(t *testing.T) *demoApp {
 func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	bctx := startBrowser(t, ctx)
+	bctx := webuitest.Browser(t, ctx)
 
 	app := newDemoApp(t)
 	e := newEnv(t, withReturnURL(app.srv.URL+"/auth/"))
 	app.twostep = e.srv.URL
 	base := e.srv.URL
 
-	dir := t.TempDir()
-	if *updateScreenshots {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := webuitest.ScreenshotDir(t, *updateScreenshots)
 
-	// A CSP violation or a script error on any page fails the test.
-	var consoleMu sync.Mutex
-	var console []chromedp.ConsoleMessage
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			consoleMu.Lock()
-			console = append(console, m)
-			consoleMu.Unlock()
-		}
-	}()
+	// A CSP violation or a script error on any page fails the test. Pages
+	// that answer a 4xx on purpose log it; nothing else may.
+	webuitest.WatchConsole(t, bctx, func(m chromedp.ConsoleMessage) bool {
+		return strings.Contains(m.Text, "Failed to load resource: the server responded with a status of 4")
+	})
 
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	wantText := func(what, sel string, wants ...string) {
-		t.Helper()
-		got := text(sel)
-		for _, w := range wants {
-			if !strings.Contains(got, w) {
-				t.Fatalf("%s: %s says %q, want %q in it", what, sel, got, w)
-			}
-		}
-	}
+	tab := webuitest.Tab{T: t, Ctx: bctx}
+	do, text, wantText := tab.Do, tab.Text, tab.WantText
 	location := func() string {
 		t.Helper()
 		loc, err := chromedp.Run(bctx, chromedp.Location())
@@ -340,18 +270,6 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the app exchanged %d codes, want 2", len(app.signedIn))
 	}
 	app.mu.Unlock()
-
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	for _, m := range console {
-		if m.IsException() || m.Type == chromedp.ConsoleError || strings.Contains(m.Text, "Content Security Policy") {
-			// Pages that answer a 4xx on purpose log it; nothing else may.
-			if strings.Contains(m.Text, "Failed to load resource: the server responded with a status of 4") {
-				continue
-			}
-			t.Errorf("console: %s (%s)", m.Text, m.URL)
-		}
-	}
 }
 
 // secretFromQR decodes a screenshot of the enrolment QR code with gozxing

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // loginView is the sign-in page.
@@ -30,7 +31,7 @@ func (s *site) handleLoginPage(w http.ResponseWriter, q *request) {
 	target, allowed := s.returns.match(raw)
 	refused := raw != "" && !allowed
 	if refused {
-		s.logger.WarnContext(q.Context(), "return_to refused", "event", "return_to_refused", "request_id", requestID(w))
+		s.logger.WarnContext(q.Context(), "return_to refused", "event", "return_to_refused", "request_id", webui.RequestID(w))
 	}
 	p, err := s.principal(q)
 	switch {

@@ -1,18 +1,16 @@
 package accountui
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"path"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 type pageTemplate = template.Template
@@ -45,25 +43,9 @@ var funcs = template.FuncMap{
 // parseTemplates builds one template set per page: the layout plus the
 // page's own file.
 func parseTemplates() (map[string]*pageTemplate, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	pages, err := webui.ParseTemplates(templateFS, funcs)
 	if err != nil {
-		return nil, fmt.Errorf("account ui templates: %w", err)
-	}
-	files, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("account ui templates: %w", err)
-	}
-	pages := map[string]*pageTemplate{}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".html")
-		if name == "layout" {
-			continue
-		}
-		t, err := template.Must(layout.Clone()).ParseFS(templateFS, f)
-		if err != nil {
-			return nil, fmt.Errorf("account ui template %s: %w", name, err)
-		}
-		pages[name] = t
+		return nil, fmt.Errorf("account ui: %w", err)
 	}
 	return pages, nil
 }
@@ -76,16 +58,11 @@ func (s *site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 		s.renderError(w, r, fmt.Errorf("account ui: no template %q", name))
 		return
 	}
-	v.CSS, v.JS, v.Name = s.assets["style.css"], s.assets["app.js"], s.opts.Name
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
-		s.logger.ErrorContext(r.Context(), "account ui: render", "request_id", requestID(w), "page", name, "err", err)
+	v.CSS, v.JS, v.Name = s.assets.URL("style.css"), s.assets.URL("app.js"), s.opts.Name
+	if err := webui.Render(w, t, status, v); err != nil {
+		s.logger.ErrorContext(r.Context(), "account ui: render", "request_id", webui.RequestID(w), "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
 }
 
 // render writes a page with the pending flash message (unless v has one),
@@ -115,7 +92,7 @@ func (s *site) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		s.renderMessage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 			"The service is not answering right now. Nothing was changed; try again in a moment.")
 	default:
-		id := requestID(w)
+		id := webui.RequestID(w)
 		s.logger.ErrorContext(r.Context(), "account ui: internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 		text := "Something went wrong on the server. Nothing you did caused it."
 		if id != "" {

@@ -1,17 +1,13 @@
 package accountui
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // state is what the pages' one cookie holds. The browser sees only an
@@ -50,120 +46,34 @@ type flash struct {
 	Text string `json:"t"`
 }
 
-// cookieAAD binds sealed cookies to their purpose: no other sealed value of
-// the server (the admin panel's cookie included) opens as this cookie.
-var cookieAAD = []byte("twostep account ui cookie v1")
-
-// maxCookieBytes keeps the cookie under browsers' 4 KiB limit.
-const maxCookieBytes = 3800
-
 // pendingTTL bounds a cookie that holds no sign-in yet (a challenge, a phone
 // code or a return_to): a little over the challenge's and the code's life.
 const pendingTTL = 10 * time.Minute
 
-// secure reports whether the cookie gets the Secure attribute: always,
-// except for plain HTTP to a loopback name straight from a loopback peer (a
-// developer's machine), where some clients drop a Secure cookie sent over
-// http. A request that came through a proxy always gets it.
-func secure(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "Forwarded"} {
-		if r.Header.Get(h) != "" {
-			return true
-		}
-	}
-	return !(loopbackName(r.Host) && loopbackPeer(r.RemoteAddr))
-}
-
-func loopbackName(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
-func loopbackPeer(remoteAddr string) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	return err == nil && ap.Addr().Unmap().IsLoopback()
-}
-
-// cookieName is __Host- prefixed when the cookie is Secure, so that the
-// browser refuses it from a sibling subdomain or with another path.
-func cookieName(r *http.Request) string {
-	if secure(r) {
-		return "__Host-twostep-account"
-	}
-	return "twostep-account"
-}
-
 // readState opens the request's cookie; ok is false when there is none, it
 // does not open, or it has expired.
 func (s *site) readState(r *http.Request) (state, bool) {
-	c, err := r.Cookie(cookieName(r))
-	if err != nil || len(c.Value) > maxCookieBytes {
-		return state{}, false
-	}
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return state{}, false
-	}
-	raw, err := s.cookies.Open(sealed, cookieAAD)
-	if err != nil {
-		return state{}, false
-	}
 	var st state
-	if err := json.Unmarshal(raw, &st); err != nil || !s.now().Before(st.Expires) {
+	if !s.cookie.Read(r, &st) || !s.now().Before(st.Expires) {
 		return state{}, false
 	}
 	return st, true
 }
 
-// writeState seals st into the cookie, or removes the cookie when st holds
-// nothing. It must run before the status is written.
-//
-// SameSite=Lax, not Strict: an application sends the browser to
-// /login?return_to=… by a cross-site link or redirect, and a signed-in
-// browser must arrive with its cookie to be handed back at once. Lax still
-// withholds the cookie from cross-site POSTs, iframes and subresources, and
-// every POST must also pass http.CrossOriginProtection.
+// writeState seals st into the cookie, which expires with st, or removes
+// the cookie when st holds nothing. It must run before the status is
+// written.
 func (s *site) writeState(w http.ResponseWriter, r *http.Request, st state) error {
 	if st.empty() {
 		s.clearState(w, r)
 		return nil
 	}
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode account ui state: %w", err)
-	}
-	sealed, err := s.cookies.Seal(raw, cookieAAD)
-	if err != nil {
-		return fmt.Errorf("seal account ui state: %w", err)
-	}
-	v := base64.RawURLEncoding.EncodeToString(sealed)
-	if len(v) > maxCookieBytes {
-		return fmt.Errorf("account ui state is %d bytes, more than a cookie holds", len(v))
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName(r), Value: v, Path: "/", Expires: st.Expires,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode,
-	})
-	return nil
+	return s.cookie.Write(w, r, st, st.Expires)
 }
 
 // clearState removes the cookie.
 func (s *site) clearState(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName(r), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode,
-	})
+	s.cookie.Clear(w, r)
 }
 
 func (st state) empty() bool {
@@ -281,7 +191,7 @@ func (s *site) save(w http.ResponseWriter, q *request) {
 		}
 	}
 	if err := s.writeState(w, q.Request, q.st); err != nil {
-		s.logger.ErrorContext(q.Context(), "account ui: write cookie", "request_id", requestID(w), "err", err)
+		s.logger.ErrorContext(q.Context(), "account ui: write cookie", "request_id", webui.RequestID(w), "err", err)
 	}
 	q.dirty = false
 }
@@ -295,17 +205,3 @@ func (s *site) redirect(w http.ResponseWriter, q *request, target string) {
 
 // meta is the request's client address and user agent.
 func (s *site) meta(r *http.Request) auth.RequestMeta { return s.opts.Meta(r) }
-
-// peerMeta is Options.Meta's default: the peer address, not believing any
-// forwarding header.
-func peerMeta(r *http.Request) auth.RequestMeta {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return auth.RequestMeta{IP: host, UserAgent: r.UserAgent()}
-}
-
-// requestID is the id httpapi gave the request (its X-Request-Id answer
-// header), for logs.
-func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }

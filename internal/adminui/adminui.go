@@ -11,9 +11,7 @@
 package adminui
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/seal"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // Paths of the panel. The JSON API owns every other path under /admin/
@@ -39,12 +38,6 @@ var templateFS embed.FS
 
 //go:embed static
 var staticFS embed.FS
-
-// contentSecurityPolicy allows only the panel's own style sheet, and
-// images from the panel or data: URIs (the enrolment QR code). The panel
-// has no scripts.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
 // maxFormBytes bounds a request body of the panel.
 const maxFormBytes = 64 << 10
@@ -64,15 +57,13 @@ type Options struct {
 
 // panel serves every page.
 type panel struct {
-	logger  *slog.Logger
-	svc     *auth.Service
-	cookies *seal.Keyring
-	opts    Options
-	pages   map[string]*pageTemplate
-	cssURL  string
-	cssHash string
-	static  http.Handler
-	csrf    *http.CrossOriginProtection
+	logger *slog.Logger
+	svc    *auth.Service
+	cookie webui.Cookie
+	opts   Options
+	pages  map[string]*pageTemplate
+	static *webui.Assets
+	csrf   *http.CrossOriginProtection
 
 	// refreshMu guards refreshed: refresh tokens this instance exchanged
 	// recently and what it got for them, so that two requests carrying the
@@ -99,7 +90,7 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.Meta == nil {
-		opts.Meta = peerMeta
+		opts.Meta = webui.PeerMeta
 	}
 	if opts.SessionTTL <= 0 {
 		opts.SessionTTL = 12 * time.Hour
@@ -111,25 +102,30 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 	if err != nil {
 		return nil, err
 	}
-	css, err := fs.ReadFile(staticFS, "static/app.css")
-	if err != nil {
-		return nil, fmt.Errorf("admin ui: %w", err)
-	}
-	sum := sha256.Sum256(css)
 	static, err := fs.Sub(staticFS, "static")
 	if err != nil {
 		return nil, fmt.Errorf("admin ui: %w", err)
 	}
+	assets, err := webui.NewAssets(static, Prefix+"static/")
+	if err != nil {
+		return nil, fmt.Errorf("admin ui: %w", err)
+	}
 	p := &panel{
-		logger: logger, svc: svc, cookies: ring, opts: opts, pages: pages,
-		cssHash:   hex.EncodeToString(sum[:6]),
-		static:    http.StripPrefix(Prefix+"static/", http.FileServerFS(static)),
+		logger: logger, svc: svc, opts: opts, pages: pages,
+		cookie: webui.Cookie{
+			Name: "twostep-admin", What: "admin ui state", Keyring: ring,
+			// No other sealed value of the server opens as a panel cookie.
+			AAD:      []byte("twostep admin ui cookie v1"),
+			SameSite: http.SameSiteStrictMode,
+		},
+		static:    assets,
 		csrf:      http.NewCrossOriginProtection(),
 		refreshed: map[[32]byte]refreshedPair{},
 	}
-	p.cssURL = Prefix + "static/app.css?v=" + p.cssHash
 	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginRefused))
-	return p.securityHeaders(p.csrf.Handler(p.routes())), nil
+	// The panel's forms are a few fields; httpapi sets its own limit too
+	// when it mounts the panel.
+	return webui.SecurityHeaders(http.MaxBytesHandler(p.csrf.Handler(p.routes()), maxFormBytes)), nil
 }
 
 // routes lists every page. GET pages read; every POST changes something
@@ -140,7 +136,7 @@ func (p *panel) routes() http.Handler {
 	mux.HandleFunc("GET /admin", p.handleRoot)
 	mux.HandleFunc("GET "+Root+"{$}", p.handleRoot)
 	mux.HandleFunc("GET "+Prefix+"{$}", p.handleRoot)
-	mux.HandleFunc("GET "+Prefix+"static/", p.handleStatic)
+	mux.Handle("GET "+Prefix+"static/", p.static)
 
 	// Signing in and out.
 	mux.HandleFunc("GET "+Prefix+"login", p.handleLoginPage)
@@ -167,38 +163,8 @@ func (p *panel) routes() http.Handler {
 	return mux
 }
 
-// securityHeaders sets the headers every answer of the panel carries and
-// bounds the request body.
-func (p *panel) securityHeaders(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
-		// The panel's forms are a few fields; httpapi sets its own limit
-		// too when it mounts the panel.
-		r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-		next.ServeHTTP(w, r)
-	})
-}
-
 func (p *panel) handleRoot(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, Prefix+"users", http.StatusSeeOther)
-}
-
-// handleStatic serves the style sheet. A request naming the current
-// version may be cached for good; the URL changes with the content.
-func (p *panel) handleStatic(w http.ResponseWriter, r *http.Request) {
-	if r.URL.Query().Get("v") == p.cssHash {
-		w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		w.Header().Set("Cache-Control", "no-cache")
-	}
-	p.static.ServeHTTP(w, r)
 }
 
 func (p *panel) handleNotFound(w http.ResponseWriter, r *http.Request) {

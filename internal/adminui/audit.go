@@ -1,8 +1,6 @@
 package adminui
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -14,7 +12,9 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/twostep-auth/twostep/internal/auditcsv"
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // eventTypes are the audit event types the filter offers.
@@ -313,44 +313,14 @@ func (p *panel) handleAuditExport(w http.ResponseWriter, q *request) {
 	if q.dirty {
 		p.save(w, q.Request, q.st)
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="twostep-audit.csv"`)
-	w.WriteHeader(http.StatusOK)
-	cw := csv.NewWriter(w)
-	cw.UseCRLF = true
-	_ = cw.Write([]string{"id", "time", "type", "userId", "actorId", "ip", "userAgent", "detail"})
-	for {
-		for _, e := range page.Events {
-			detail := ""
-			if len(e.Detail) > 0 {
-				b, _ := json.Marshal(e.Detail) // decoded from JSON: it encodes again
-				detail = string(b)
-			}
-			row := []string{e.ID, e.Time.UTC().Format(time.RFC3339Nano), e.Type, e.UserID, e.ActorID, e.IP, e.UserAgent, detail}
-			for i := range row {
-				row[i] = csvCell(row[i])
-			}
-			_ = cw.Write(row)
-		}
-		cw.Flush()
-		if err := cw.Error(); err != nil || page.NextCursor == "" {
-			return // done, or the client went away
-		}
-		aq.Cursor = page.NextCursor
-		if page, err = p.svc.AuditEvents(ctx, q.admin, aq); err != nil {
-			// The status is sent: cut the connection rather than end the
-			// file as if it were complete.
-			p.logger.ErrorContext(ctx, "admin ui: audit export", "request_id", requestID(w), "err", err)
-			panic(http.ErrAbortHandler)
-		}
+	err = auditcsv.Write(w, page, func(cursor string) (auth.AuditPage, error) {
+		aq.Cursor = cursor
+		return p.svc.AuditEvents(ctx, q.admin, aq)
+	})
+	if err != nil {
+		// The status is sent: cut the connection rather than end the
+		// file as if it were complete.
+		p.logger.ErrorContext(ctx, "admin ui: audit export", "request_id", webui.RequestID(w), "err", err)
+		panic(http.ErrAbortHandler)
 	}
-}
-
-// csvCell neutralises a cell that a spreadsheet would run as a formula
-// (OWASP's CSV injection advice), as the API's export does.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }

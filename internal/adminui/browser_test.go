@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,44 +14,10 @@ import (
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/totp"
+	"github.com/twostep-auth/twostep/internal/webui/webuitest"
 )
 
-// chromiumPath is Debian's chromium, which .ci/run installs.
-const chromiumPath = "/usr/bin/chromium"
-
 var updateScreenshots = flag.Bool("screenshots", false, "write the browser test's screenshots to docs/screenshots")
-
-// browser starts a headless chromium with a fresh profile. The test skips
-// when chromium is missing, unless TWOSTEP_TEST_REQUIRE_ALL=1.
-func browser(t *testing.T, ctx context.Context) context.Context {
-	t.Helper()
-	if _, err := os.Stat(chromiumPath); err != nil {
-		if os.Getenv("TWOSTEP_TEST_REQUIRE_ALL") == "1" {
-			t.Fatalf("%s is missing (TWOSTEP_TEST_REQUIRE_ALL=1): apt-get install chromium", chromiumPath)
-		}
-		t.Skipf("%s is missing: apt-get install chromium to run the browser tests", chromiumPath)
-	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromiumPath),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("hide-scrollbars", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 800),
-	)
-	bctx, cancelTab := chromedp.NewContext(actx)
-	t.Cleanup(func() {
-		cancelTab()
-		cancelAlloc()
-	})
-	return bctx
-}
 
 // TestBrowser drives the panel in chromium: sign in with a TOTP code,
 // find a user and reset their 2FA, change a setting, see the events in the
@@ -62,7 +27,7 @@ func browser(t *testing.T, ctx context.Context) context.Context {
 func TestBrowser(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	bctx := browser(t, ctx)
+	bctx := webuitest.Browser(t, ctx)
 
 	e := newEnv(t, "sqlite", false)
 	e.register("ada@example.com", auth.RoleAdmin)
@@ -96,53 +61,16 @@ func TestBrowser(t *testing.T) {
 	srv := httptest.NewServer(e.h)
 	defer srv.Close()
 
-	dir := t.TempDir()
-	if *updateScreenshots {
-		dir = filepath.Join("..", "..", "docs", "screenshots")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := webuitest.ScreenshotDir(t, *updateScreenshots)
 
-	// Collect what the pages write to the console: a CSP violation or a
-	// script error fails the test.
-	var consoleMu sync.Mutex
-	var console []chromedp.ConsoleMessage
-	messages := chromedp.Console(bctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			consoleMu.Lock()
-			console = append(console, m)
-			consoleMu.Unlock()
-		}
-	}()
+	// A CSP violation or a script error on any page fails the test; the
+	// refusal page itself answers 403, as it should.
+	webuitest.WatchConsole(t, bctx, func(m chromedp.ConsoleMessage) bool {
+		return strings.Contains(m.Text, "status of 403") && strings.HasSuffix(m.URL, "/admin/ui/login")
+	})
 
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		if err := chromedp.Do(bctx, steps...); err != nil {
-			t.Fatalf("%s: %v", what, err)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(bctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
-	wantText := func(what, sel string, wants ...string) {
-		t.Helper()
-		got := text(sel)
-		for _, w := range wants {
-			if !strings.Contains(got, w) {
-				t.Fatalf("%s: %s says %q, want %q in it", what, sel, got, w)
-			}
-		}
-	}
+	tab := webuitest.Tab{T: t, Ctx: bctx}
+	do, text, wantText := tab.Do, tab.Text, tab.WantText
 	shot := func(name string) {
 		t.Helper()
 		png, err := chromedp.Run(bctx, chromedp.CaptureScreenshot())
@@ -247,16 +175,4 @@ func TestBrowser(t *testing.T) {
 	do("non-admin", submit, chromedp.WaitVisible(chromedp.CSS(`.alert-error`)))
 	wantText("refusal", "main", "Not an administrator", "carol@example.com")
 	shot("refused")
-
-	consoleMu.Lock()
-	defer consoleMu.Unlock()
-	for _, m := range console {
-		if m.IsException() || m.Type == chromedp.ConsoleError || strings.Contains(m.Text, "Content Security Policy") {
-			// The refusal page itself answers 403, as it should.
-			if strings.Contains(m.Text, "status of 403") && strings.HasSuffix(m.URL, "/admin/ui/login") {
-				continue
-			}
-			t.Errorf("console: %s (%s)", m, m.URL)
-		}
-	}
 }

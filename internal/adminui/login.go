@@ -11,6 +11,7 @@ import (
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/totp"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // loginView is the data of the sign-in page.
@@ -392,7 +393,7 @@ func (p *panel) handleLogout(w http.ResponseWriter, r *http.Request) {
 			err = p.svc.Logout(r.Context(), pr, p.opts.Meta(r))
 		}
 		if err != nil && !errors.Is(err, errSignedOut) {
-			p.logger.WarnContext(r.Context(), "admin ui: sign out", "request_id", requestID(w), "err", err)
+			p.logger.WarnContext(r.Context(), "admin ui: sign out", "request_id", webui.RequestID(w), "err", err)
 		}
 	}
 	p.clearState(w, r)

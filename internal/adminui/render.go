@@ -1,19 +1,17 @@
 package adminui
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"html/template"
-	"io/fs"
 	"net/http"
-	"path"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 type pageTemplate = template.Template
@@ -44,25 +42,9 @@ var funcs = template.FuncMap{
 // parseTemplates builds one template set per page: the layout plus the
 // page's own file.
 func parseTemplates() (map[string]*pageTemplate, error) {
-	layout, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html")
+	pages, err := webui.ParseTemplates(templateFS, funcs)
 	if err != nil {
-		return nil, fmt.Errorf("admin ui templates: %w", err)
-	}
-	files, err := fs.Glob(templateFS, "templates/*.html")
-	if err != nil {
-		return nil, fmt.Errorf("admin ui templates: %w", err)
-	}
-	pages := map[string]*pageTemplate{}
-	for _, f := range files {
-		name := strings.TrimSuffix(path.Base(f), ".html")
-		if name == "layout" {
-			continue
-		}
-		t, err := template.Must(layout.Clone()).ParseFS(templateFS, f)
-		if err != nil {
-			return nil, fmt.Errorf("admin ui template %s: %w", name, err)
-		}
-		pages[name] = t
+		return nil, fmt.Errorf("admin ui: %w", err)
 	}
 	return pages, nil
 }
@@ -75,16 +57,11 @@ func (p *panel) renderPage(w http.ResponseWriter, r *http.Request, status int, n
 		p.renderError(w, r, fmt.Errorf("admin ui: no template %q", name))
 		return
 	}
-	v.CSS = p.cssURL
-	var buf bytes.Buffer
-	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
-		p.logger.ErrorContext(r.Context(), "admin ui: render", "request_id", requestID(w), "page", name, "err", err)
+	v.CSS = p.static.URL("app.css")
+	if err := webui.Render(w, t, status, v); err != nil {
+		p.logger.ErrorContext(r.Context(), "admin ui: render", "request_id", webui.RequestID(w), "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.WriteHeader(status)
-	_, _ = buf.WriteTo(w)
 }
 
 // render writes a page of the signed-in panel: with the navigation, the
@@ -126,7 +103,7 @@ func (p *panel) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 			"The database or Redis is not answering. Nothing was changed; try again in a moment.")
 	default:
-		id := requestID(w)
+		id := webui.RequestID(w)
 		p.logger.ErrorContext(r.Context(), "admin ui: internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
 		text := "Something went wrong on the server. Nothing you did caused it."
 		if id != "" {

@@ -3,17 +3,12 @@ package adminui
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"net"
 	"net/http"
-	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/twostep-auth/twostep/internal/auth"
+	"github.com/twostep-auth/twostep/internal/webui"
 )
 
 // state is what the panel's one cookie holds. The browser sees only an
@@ -45,106 +40,26 @@ type flash struct {
 	Text string `json:"t"`
 }
 
-// cookieAAD binds sealed cookies to their purpose: no other sealed value of
-// the server opens as a panel cookie.
-var cookieAAD = []byte("twostep admin ui cookie v1")
-
-// maxCookieBytes keeps the cookie under browsers' 4 KiB limit.
-const maxCookieBytes = 3800
-
-// secure reports whether the panel's cookie gets the Secure attribute:
-// always, except for plain HTTP to a loopback name straight from a loopback
-// peer (a developer's machine), where browsers would drop a Secure cookie
-// sent over http. A request that came through a proxy always gets it.
-func secure(r *http.Request) bool {
-	if r.TLS != nil {
-		return true
-	}
-	for _, h := range []string{"X-Forwarded-For", "X-Forwarded-Proto", "Forwarded"} {
-		if r.Header.Get(h) != "" {
-			return true
-		}
-	}
-	return !(loopbackName(r.Host) && loopbackPeer(r.RemoteAddr))
-}
-
-func loopbackName(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.Trim(host, "[]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
-}
-
-func loopbackPeer(remoteAddr string) bool {
-	ap, err := netip.ParseAddrPort(remoteAddr)
-	return err == nil && ap.Addr().Unmap().IsLoopback()
-}
-
-// cookieName is __Host- prefixed when the cookie is Secure, so that the
-// browser refuses it from a sibling subdomain or with another path.
-func cookieName(r *http.Request) string {
-	if secure(r) {
-		return "__Host-twostep-admin"
-	}
-	return "twostep-admin"
-}
-
 // readState opens the request's cookie; ok is false when there is none, it
 // does not open, or its sign-in has expired.
 func (p *panel) readState(r *http.Request) (state, bool) {
-	c, err := r.Cookie(cookieName(r))
-	if err != nil || len(c.Value) > maxCookieBytes {
-		return state{}, false
-	}
-	sealed, err := base64.RawURLEncoding.DecodeString(c.Value)
-	if err != nil {
-		return state{}, false
-	}
-	raw, err := p.cookies.Open(sealed, cookieAAD)
-	if err != nil {
-		return state{}, false
-	}
 	var st state
-	if err := json.Unmarshal(raw, &st); err != nil || !p.now().Before(st.Expires) {
+	if !p.cookie.Read(r, &st) || !p.now().Before(st.Expires) {
 		return state{}, false
 	}
 	return st, true
 }
 
-// writeState seals st into the cookie. It must run before the status is
+// writeState seals st into the cookie, a browser-session cookie (the
+// sign-in's end is sealed inside). It must run before the status is
 // written.
 func (p *panel) writeState(w http.ResponseWriter, r *http.Request, st state) error {
-	raw, err := json.Marshal(st)
-	if err != nil {
-		return fmt.Errorf("encode admin ui state: %w", err)
-	}
-	sealed, err := p.cookies.Seal(raw, cookieAAD)
-	if err != nil {
-		return fmt.Errorf("seal admin ui state: %w", err)
-	}
-	v := base64.RawURLEncoding.EncodeToString(sealed)
-	if len(v) > maxCookieBytes {
-		return fmt.Errorf("admin ui state is %d bytes, more than a cookie holds", len(v))
-	}
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName(r), Value: v, Path: "/",
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
-	})
-	return nil
+	return p.cookie.Write(w, r, st, time.Time{})
 }
 
 // clearState removes the cookie.
 func (p *panel) clearState(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{
-		Name: cookieName(r), Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode,
-	})
+	p.cookie.Clear(w, r)
 }
 
 // errSignedOut means the request carries no live sign-in.
@@ -288,7 +203,7 @@ func (p *panel) toLogin(w http.ResponseWriter, r *http.Request, expired bool) {
 // next request signs in again).
 func (p *panel) save(w http.ResponseWriter, r *http.Request, st state) {
 	if err := p.writeState(w, r, st); err != nil {
-		p.logger.ErrorContext(r.Context(), "admin ui: write cookie", "request_id", requestID(w), "err", err)
+		p.logger.ErrorContext(r.Context(), "admin ui: write cookie", "request_id", webui.RequestID(w), "err", err)
 	}
 }
 
@@ -296,23 +211,9 @@ func (p *panel) save(w http.ResponseWriter, r *http.Request, st state) {
 // shows them a refusal that names nothing but themself.
 func (p *panel) refuse(w http.ResponseWriter, r *http.Request, pr auth.Principal) {
 	if err := p.svc.Logout(r.Context(), pr, p.opts.Meta(r)); err != nil {
-		p.logger.WarnContext(r.Context(), "admin ui: sign out refused user", "request_id", requestID(w), "user_id", pr.User.ID, "err", err)
+		p.logger.WarnContext(r.Context(), "admin ui: sign out refused user", "request_id", webui.RequestID(w), "user_id", pr.User.ID, "err", err)
 	}
 	p.clearState(w, r)
-	p.logger.WarnContext(r.Context(), "admin ui: not an administrator", "event", "admin_refused", "request_id", requestID(w), "user_id", pr.User.ID)
+	p.logger.WarnContext(r.Context(), "admin ui: not an administrator", "event", "admin_refused", "request_id", webui.RequestID(w), "user_id", pr.User.ID)
 	p.renderPage(w, r, http.StatusForbidden, "refused", view{Title: "Not an administrator", Data: pr.User.Email})
 }
-
-// peerMeta is Options.Meta's default: the peer address, not believing any
-// forwarding header.
-func peerMeta(r *http.Request) auth.RequestMeta {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return auth.RequestMeta{IP: host, UserAgent: r.UserAgent()}
-}
-
-// requestID is the id httpapi gave the request (its X-Request-Id answer
-// header), for logs.
-func requestID(w http.ResponseWriter) string { return w.Header().Get("X-Request-Id") }

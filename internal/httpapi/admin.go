@@ -1,13 +1,11 @@
 package httpapi
 
 import (
-	"encoding/csv"
-	"encoding/json"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/twostep-auth/twostep/internal/auditcsv"
 	"github.com/twostep-auth/twostep/internal/auth"
 )
 
@@ -311,45 +309,14 @@ func (s *server) exportAudit(w http.ResponseWriter, r *http.Request, q auth.Audi
 		writeError(w, r, s.logger, err)
 		return
 	}
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="twostep-audit.csv"`)
-	w.WriteHeader(http.StatusOK)
-	cw := csv.NewWriter(w)
-	cw.UseCRLF = true
-	_ = cw.Write([]string{"id", "time", "type", "userId", "actorId", "ip", "userAgent", "detail"})
-	for {
-		for _, e := range page.Events {
-			detail := ""
-			if len(e.Detail) > 0 {
-				b, _ := json.Marshal(e.Detail) // decoded from JSON: it encodes again
-				detail = string(b)
-			}
-			row := []string{e.ID, e.Time.UTC().Format(time.RFC3339Nano), e.Type, e.UserID, e.ActorID, e.IP, e.UserAgent, detail}
-			for i := range row {
-				row[i] = csvCell(row[i])
-			}
-			_ = cw.Write(row)
-		}
-		cw.Flush()
-		if err := cw.Error(); err != nil || page.NextCursor == "" {
-			return // done, or the client went away
-		}
-		q.Cursor = page.NextCursor
-		if page, err = s.svc.AuditEvents(ctx, principal(r), q); err != nil {
-			// The status is sent: cut the connection rather than end the
-			// file as if it were complete.
-			s.logger.ErrorContext(ctx, "audit export", "request_id", requestID(ctx), "err", err)
-			panic(http.ErrAbortHandler)
-		}
+	err = auditcsv.Write(w, page, func(cursor string) (auth.AuditPage, error) {
+		q.Cursor = cursor
+		return s.svc.AuditEvents(ctx, principal(r), q)
+	})
+	if err != nil {
+		// The status is sent: cut the connection rather than end the
+		// file as if it were complete.
+		s.logger.ErrorContext(ctx, "audit export", "request_id", requestID(ctx), "err", err)
+		panic(http.ErrAbortHandler)
 	}
-}
-
-// csvCell neutralises a cell that a spreadsheet would run as a formula
-// (OWASP's CSV injection advice): one starting with =, +, -, @, a tab or a
-// carriage return gets a leading apostrophe. encoding/csv quotes the rest.
-func csvCell(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
