@@ -89,10 +89,21 @@ func sqliteDSN(path string, readOnly bool) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
+	// Reads go through a memory map instead of a pread per page, and
+	// temporary b-trees stay in memory; measured on the second-factor path,
+	// where page reads and writes were a fifth of the CPU.
+	q.Add("_pragma", "mmap_size(268435456)")
+	q.Add("_pragma", "temp_store(MEMORY)")
 	if readOnly {
 		q.Add("_pragma", "query_only(1)")
+		q.Add("_pragma", "cache_size(-8000)")
 	} else {
 		q.Set("_txlock", "immediate")
+		// The writer keeps more pages (32 MB) and checkpoints the WAL less
+		// often (every 4000 pages, about 16 MB), so fewer commits pay for
+		// a checkpoint's fsync.
+		q.Add("_pragma", "cache_size(-32000)")
+		q.Add("_pragma", "wal_autocheckpoint(4000)")
 	}
 	return path + "?" + q.Encode()
 }
