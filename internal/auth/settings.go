@@ -186,10 +186,10 @@ func (st Settings) check(canText bool) error {
 	return nil
 }
 
-// settingsDoc is the JSON form of Settings, as stored and as audited. Its
-// shape is the API's, so an operator reading the row sees what the API
-// shows.
-type settingsDoc struct {
+// SettingsDocument is the JSON form of Settings: as stored, as audited and
+// as the API answers it (GET/PUT /admin/settings), so an operator reading
+// the row sees what the API shows.
+type SettingsDocument struct {
 	TwoFa struct {
 		Enabled bool `json:"enabled"`
 		Methods struct {
@@ -205,8 +205,9 @@ type settingsDoc struct {
 	} `json:"twoFa"`
 }
 
-func (st Settings) doc() settingsDoc {
-	var d settingsDoc
+// Document returns st in its JSON form.
+func (st Settings) Document() SettingsDocument {
+	var d SettingsDocument
 	d.TwoFa.Enabled = st.TwoFaEnabled
 	d.TwoFa.Methods.Authenticator = st.Authenticator
 	d.TwoFa.Methods.SMS = st.SMS
@@ -220,7 +221,7 @@ func (st Settings) doc() settingsDoc {
 	return d
 }
 
-func (d settingsDoc) settings() Settings {
+func (d SettingsDocument) settings() Settings {
 	return Settings{
 		TwoFaEnabled: d.TwoFa.Enabled, Authenticator: d.TwoFa.Methods.Authenticator,
 		SMS: d.TwoFa.Methods.SMS, Call: d.TwoFa.Methods.Call, BackupCodes: d.TwoFa.BackupCodes.Enabled,
@@ -231,7 +232,7 @@ func (d settingsDoc) settings() Settings {
 // decodeSettings reads a stored document over the defaults, so that a
 // field a newer release adds keeps its default in an older document.
 func decodeSettings(def Settings, doc []byte) (Settings, error) {
-	d := def.doc()
+	d := def.Document()
 	if err := json.Unmarshal(doc, &d); err != nil {
 		return Settings{}, fmt.Errorf("decode settings: %w", err)
 	}
@@ -477,14 +478,14 @@ func (st Settings) equal(o Settings) bool {
 // the change in the same transaction; ErrConflict when version is no
 // longer the latest.
 func (s *Service) saveSettings(ctx context.Context, admin Principal, before, after Settings, version int64, meta RequestMeta) error {
-	raw, err := json.Marshal(after.doc())
+	raw, err := json.Marshal(after.Document())
 	if err != nil {
 		return fmt.Errorf("encode settings: %w", err)
 	}
 	now := s.clock()
 	rec := SettingsRecord{Document: raw, Version: version + 1, UpdatedAt: now}
 	ev := s.adminEvent(EventSettingsChanged, "", admin, meta, map[string]any{
-		"before": before.doc(), "after": after.doc(), "version": rec.Version,
+		"before": before.Document(), "after": after.Document(), "version": rec.Version,
 	})
 	err = s.store.WithTx(ctx, func(tx Tx) error {
 		if err := tx.SaveSettings(ctx, rec); err != nil {

@@ -9,38 +9,6 @@ import (
 	"github.com/twostep-auth/twostep/internal/auth"
 )
 
-// settingsJSON is the contract's Settings.
-type settingsJSON struct {
-	TwoFa struct {
-		Enabled bool `json:"enabled"`
-		Methods struct {
-			Authenticator bool `json:"authenticator"`
-			SMS           bool `json:"sms"`
-			Call          bool `json:"call"`
-		} `json:"methods"`
-		BackupCodes struct {
-			Enabled bool `json:"enabled"`
-		} `json:"backupCodes"`
-		RequiredForRoles []string `json:"requiredForRoles"`
-		SudoMinutes      int      `json:"sudoMinutes"`
-	} `json:"twoFa"`
-}
-
-func toSettingsJSON(st auth.Settings) settingsJSON {
-	var out settingsJSON
-	out.TwoFa.Enabled = st.TwoFaEnabled
-	out.TwoFa.Methods.Authenticator = st.Authenticator
-	out.TwoFa.Methods.SMS = st.SMS
-	out.TwoFa.Methods.Call = st.Call
-	out.TwoFa.BackupCodes.Enabled = st.BackupCodes
-	out.TwoFa.RequiredForRoles = st.RequiredForRoles
-	if out.TwoFa.RequiredForRoles == nil {
-		out.TwoFa.RequiredForRoles = []string{}
-	}
-	out.TwoFa.SudoMinutes = st.SudoMinutes
-	return out
-}
-
 func (s *server) handleGetSettings() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		st, err := s.svc.Settings(r.Context(), principal(r))
@@ -48,7 +16,7 @@ func (s *server) handleGetSettings() http.Handler {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		encode(w, http.StatusOK, toSettingsJSON(st))
+		encode(w, http.StatusOK, st.Document())
 	})
 }
 
@@ -70,7 +38,7 @@ func (s *server) handlePutSettings() http.Handler {
 		} `json:"twoFa"`
 	}
 	type response struct {
-		settingsJSON
+		auth.SettingsDocument
 		StrandedUsers int `json:"strandedUsers"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -94,7 +62,7 @@ func (s *server) handlePutSettings() http.Handler {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		encode(w, http.StatusOK, response{settingsJSON: toSettingsJSON(res.Settings), StrandedUsers: res.StrandedUsers})
+		encode(w, http.StatusOK, response{SettingsDocument: res.Settings.Document(), StrandedUsers: res.StrandedUsers})
 	})
 }
 
