@@ -9,22 +9,16 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/twostep-auth/twostep/internal/sms"
 )
 
 // DefaultBaseURL is Plivo's API root.
 const DefaultBaseURL = "https://api.plivo.com"
-
-// defaultTimeout bounds a request when Client.HTTP is nil.
-const defaultTimeout = 10 * time.Second
 
 // Client sends Messages through one Plivo account. Its fields must not
 // change once it is in use; Send is safe for concurrent use.
@@ -132,45 +126,37 @@ func (c *Client) post(ctx context.Context, resource string, body map[string]stri
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
 
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
-	}
-	resp, err := hc.Do(req)
+	status, raw, err := sms.Do(c.HTTP, req)
 	if err != nil {
-		return fmt.Errorf("plivo: %s: %w: %w", resource, sms.ErrUnavailable, transportError(err))
+		return fmt.Errorf("plivo: %s: %w", resource, err)
 	}
-	defer resp.Body.Close()
-	raw, readErr := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var reply struct {
 		Error         json.RawMessage `json:"error"`
 		InvalidNumber []string        `json:"invalid_number"`
 		MessageUUID   []string        `json:"message_uuid"`
 	}
 	_ = json.Unmarshal(raw, &reply) // a body that is not Plivo's JSON leaves reply zero
-	desc := fmt.Sprintf("plivo: %s: status %d", resource, resp.StatusCode)
+	desc := fmt.Sprintf("plivo: %s: status %d", resource, status)
 
 	switch {
-	case resp.StatusCode >= 200 && resp.StatusCode < 300:
+	case status >= 200 && status < 300:
 		// A message to one invalid number can come back 202 with the
 		// number under invalid_number and nothing queued.
 		if resource == "Message" && len(reply.InvalidNumber) > 0 && len(reply.MessageUUID) == 0 {
 			return fmt.Errorf("%s, destination listed as invalid: %w", desc, sms.ErrInvalidNumber)
 		}
 		return nil
-	case readErr != nil:
-		return fmt.Errorf("%s: read body: %w: %w", desc, sms.ErrUnavailable, readErr)
 	}
 	text := errorText(reply.Error)
 	if text != "" {
 		desc += " (" + sms.Redact(text) + ")"
 	}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case status == http.StatusTooManyRequests || status >= 500:
 		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case resp.StatusCode == http.StatusBadRequest && aboutDestination(text):
+	case status == http.StatusBadRequest && aboutDestination(text):
 		return fmt.Errorf("%s: %w", desc, sms.ErrInvalidNumber)
-	case resp.StatusCode >= 400 && resp.StatusCode < 500:
+	case status >= 400 && status < 500:
 		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
 	default:
 		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
@@ -200,13 +186,4 @@ func aboutDestination(text string) bool {
 		}
 	}
 	return false
-}
-
-// transportError drops the URL from a *url.Error, keeping what went wrong.
-func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -9,23 +9,16 @@ import (
 	"context"
 	"encoding/json"
 	"encoding/xml"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
 
 	"github.com/twostep-auth/twostep/internal/sms"
 )
 
 // DefaultBaseURL is Twilio's REST API root.
 const DefaultBaseURL = "https://api.twilio.com"
-
-// defaultTimeout bounds a request when Client.HTTP is nil. Failover's
-// budget normally ends a request sooner.
-const defaultTimeout = 10 * time.Second
 
 // Client sends Messages through one Twilio account. Its fields must not
 // change once it is in use; Send is safe for concurrent use.
@@ -117,36 +110,26 @@ func (c *Client) post(ctx context.Context, resource string, form url.Values) err
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
 
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
-	}
-	resp, err := hc.Do(req)
+	status, body, err := sms.Do(c.HTTP, req)
 	if err != nil {
-		return fmt.Errorf("twilio: %s: %w: %w", resource, sms.ErrUnavailable, transportError(err))
+		return fmt.Errorf("twilio: %s: %w", resource, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
-		// Twilio has taken the message or call (201 with its sid); a
-		// body cut short does not undo that.
+	if status >= 200 && status < 300 {
+		// Twilio has taken the message or call (201 with its sid).
 		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("twilio: %s: status %d: read body: %w: %w", resource, resp.StatusCode, sms.ErrUnavailable, err)
 	}
 	var e apiError
 	_ = json.Unmarshal(body, &e) // a body that is not Twilio's JSON leaves e zero
-	desc := fmt.Sprintf("twilio: %s: status %d", resource, resp.StatusCode)
+	desc := fmt.Sprintf("twilio: %s: status %d", resource, status)
 	if e.Code != 0 {
 		desc += fmt.Sprintf(", error %d (%s)", e.Code, sms.Redact(e.Message))
 	}
 	switch {
-	case resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+	case status == http.StatusTooManyRequests || status >= 500:
 		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case resp.StatusCode >= 400 && invalidNumber[e.Code]:
+	case status >= 400 && invalidNumber[e.Code]:
 		return fmt.Errorf("%s: %w", desc, sms.ErrInvalidNumber)
-	case resp.StatusCode >= 400:
+	case status >= 400:
 		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
 	default:
 		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
@@ -172,13 +155,4 @@ func twiml(text string) string {
 	_ = xml.EscapeText(&b, []byte(text)) // writing to a bytes.Buffer cannot fail
 	b.WriteString(`</Say></Response>`)
 	return b.String()
-}
-
-// transportError drops the URL from a *url.Error, keeping what went wrong.
-func transportError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		return ue.Err
-	}
-	return err
 }

@@ -17,7 +17,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -32,9 +31,6 @@ const (
 	DefaultBaseURL = "https://rest.nexmo.com" // SMS API
 	DefaultAPIURL  = "https://api.nexmo.com"  // Voice API
 )
-
-// defaultTimeout bounds a request when Client.HTTP is nil.
-const defaultTimeout = 10 * time.Second
 
 // jwtLifetime is how long a Voice API token is valid; each call signs a
 // new one.
@@ -159,7 +155,7 @@ func (c *Client) text(ctx context.Context, to, body string) error {
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	status, raw, err := c.do(req)
+	status, raw, err := sms.Do(c.HTTP, req)
 	if err != nil {
 		return fmt.Errorf("vonage: sms: %w", err)
 	}
@@ -241,7 +237,7 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json")
-	status, raw, err := c.do(req)
+	status, raw, err := sms.Do(c.HTTP, req)
 	if err != nil {
 		return fmt.Errorf("vonage: call: %w", err)
 	}
@@ -276,29 +272,6 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 		return fmt.Errorf("vonage: call: status %d (%s): %w", status, sms.Redact(text), sms.ErrInvalidNumber)
 	}
 	return httpStatusError("vonage: call", status, text)
-}
-
-// do sends req and returns the status and up to 64 KiB of the body; a
-// transport failure is sms.ErrUnavailable.
-func (c *Client) do(req *http.Request) (int, []byte, error) {
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL adds nothing and may carry the key
-		}
-		return 0, nil, fmt.Errorf("%w: %w", sms.ErrUnavailable, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil && (resp.StatusCode < 200 || resp.StatusCode >= 300) {
-		return 0, nil, fmt.Errorf("status %d: read body: %w: %w", resp.StatusCode, sms.ErrUnavailable, err)
-	}
-	return resp.StatusCode, raw, nil
 }
 
 // httpStatusError classifies a non-2xx HTTP status: 429 and 5xx are

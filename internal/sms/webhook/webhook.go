@@ -73,9 +73,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -91,9 +89,6 @@ const (
 
 // DefaultTolerance is how far from the receiver's clock a timestamp may be.
 const DefaultTolerance = 5 * time.Minute
-
-// defaultTimeout bounds a request when Client.HTTP is nil.
-const defaultTimeout = 10 * time.Second
 
 // Errors Verify returns.
 var (
@@ -157,21 +152,10 @@ func (c *Client) Send(ctx context.Context, m sms.Message) error {
 	req.Header.Set(TimestampHeader, ts)
 	req.Header.Set(SignatureHeader, "v1="+Sign(c.Secret, ts, body))
 
-	hc := c.HTTP
-	if hc == nil {
-		hc = &http.Client{Timeout: defaultTimeout}
-	}
-	resp, err := hc.Do(req)
+	status, raw, err := sms.Do(c.HTTP, req)
 	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL may hold a token
-		}
-		return fmt.Errorf("webhook: %w: %w", sms.ErrUnavailable, err)
+		return fmt.Errorf("webhook: %w", err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
-	status := resp.StatusCode
 	var answer struct {
 		Error string `json:"error"`
 	}
