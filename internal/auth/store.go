@@ -82,8 +82,9 @@ type sessionStore interface {
 
 type challengeStore interface {
 	CreateChallenge(ctx context.Context, c Challenge) error
-	// ChallengeByHash returns ErrNotFound for an unknown hash.
-	ChallengeByHash(ctx context.Context, hash []byte) (Challenge, error)
+	// ChallengeWithUser returns the challenge and its user in one read;
+	// ErrNotFound for an unknown hash.
+	ChallengeWithUser(ctx context.Context, hash []byte) (Challenge, User, error)
 	// ReserveChallengeAttempt adds one to attempts if the challenge is
 	// unused, unexpired at now and has fewer than max attempts; it reports
 	// whether it did.

@@ -91,7 +91,7 @@ func (s *Service) liveChallenge(ctx context.Context, raw string) (Challenge, Use
 	if raw == "" || len(raw) > 256 {
 		return Challenge{}, User{}, ErrUnauthorized
 	}
-	c, err := s.store.ChallengeByHash(ctx, hashToken(raw))
+	c, u, err := s.store.ChallengeWithUser(ctx, hashToken(raw))
 	if errors.Is(err, ErrNotFound) {
 		return Challenge{}, User{}, fmt.Errorf("challenge: %w", ErrUnauthorized)
 	}
@@ -100,10 +100,6 @@ func (s *Service) liveChallenge(ctx context.Context, raw string) (Challenge, Use
 	}
 	if c.UsedAt != nil || !s.clock().Before(c.ExpiresAt) || c.Attempts >= s.cfg.ChallengeMaxAttempts {
 		return Challenge{}, User{}, ErrChallengeExpired
-	}
-	u, err := s.store.UserByID(ctx, c.UserID)
-	if err != nil {
-		return Challenge{}, User{}, fmt.Errorf("challenge user: %w", err)
 	}
 	if u.Disabled {
 		return Challenge{}, User{}, ErrChallengeExpired

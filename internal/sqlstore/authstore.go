@@ -111,9 +111,9 @@ func (db *DB) CreateChallenge(ctx context.Context, c auth.Challenge) error {
 	return db.w.CreateChallenge(ctx, c)
 }
 
-// ChallengeByHash returns auth.ErrNotFound for an unknown hash.
-func (db *DB) ChallengeByHash(ctx context.Context, hash []byte) (auth.Challenge, error) {
-	return db.r.ChallengeByHash(ctx, hash)
+// ChallengeWithUser returns the challenge and its user in one read.
+func (db *DB) ChallengeWithUser(ctx context.Context, hash []byte) (auth.Challenge, auth.User, error) {
+	return db.r.ChallengeWithUser(ctx, hash)
 }
 
 // ReserveChallengeAttempt takes one of the challenge's attempts.

@@ -27,23 +27,27 @@ func (s store) CreateChallenge(ctx context.Context, c auth.Challenge) error {
 	return nil
 }
 
-// ChallengeByHash returns auth.ErrNotFound for an unknown hash.
-func (s store) ChallengeByHash(ctx context.Context, hash []byte) (auth.Challenge, error) {
+// ChallengeWithUser returns the challenge and its user in one read;
+// auth.ErrNotFound for an unknown hash.
+func (s store) ChallengeWithUser(ctx context.Context, hash []byte) (auth.Challenge, auth.User, error) {
 	var c auth.Challenge
+	var u auth.User
 	var created, expires int64
 	var used sql.NullInt64
 	var amr string
-	err := s.queryRow(ctx, `SELECT hash, user_id, created_at, expires_at, attempts, used_at, amr, ip, user_agent
-		FROM challenges WHERE hash = ?`, hash).
-		Scan(&c.Hash, &c.UserID, &created, &expires, &c.Attempts, &used, &amr, &c.IP, &c.UserAgent)
+	ud, fillUser := userDest(&u)
+	dest := append([]any{&c.Hash, &c.UserID, &created, &expires, &c.Attempts, &used, &amr, &c.IP, &c.UserAgent}, ud...)
+	err := s.queryRow(ctx, `SELECT c.hash, c.user_id, c.created_at, c.expires_at, c.attempts, c.used_at, c.amr, c.ip, c.user_agent, `+userColumns+`
+		FROM challenges c JOIN users u ON u.id = c.user_id WHERE c.hash = ?`, hash).Scan(dest...)
 	if err != nil {
-		return auth.Challenge{}, fmt.Errorf("challenge: %w", mapErr(err))
+		return auth.Challenge{}, auth.User{}, fmt.Errorf("challenge: %w", mapErr(err))
 	}
 	c.CreatedAt = fromMicros(created)
 	c.ExpiresAt = fromMicros(expires)
 	c.UsedAt = timePtr(used)
 	c.AMR = splitList(amr)
-	return c, nil
+	fillUser()
+	return c, u, nil
 }
 
 // ReserveChallengeAttempt adds one to attempts, in one conditional update,

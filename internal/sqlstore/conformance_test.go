@@ -493,15 +493,18 @@ func testChallenges(t *testing.T, db *sqlstore.DB) {
 	if err := db.CreateChallenge(ctx, auth.Challenge{Hash: hash("x"), UserID: "ghost"}); !errors.Is(err, auth.ErrNotFound) {
 		t.Errorf("CreateChallenge(unknown user) = %v, want ErrNotFound", err)
 	}
-	got, err := db.ChallengeByHash(ctx, hash("c1"))
+	got, gotUser, err := db.ChallengeWithUser(ctx, hash("c1"))
 	if err != nil {
-		t.Fatalf("ChallengeByHash = %v", err)
+		t.Fatalf("ChallengeWithUser = %v", err)
 	}
 	if diff := cmp.Diff(want, got, equate); diff != "" {
-		t.Errorf("ChallengeByHash (-want +got):\n%s", diff)
+		t.Errorf("ChallengeWithUser (-want +got):\n%s", diff)
 	}
-	if _, err := db.ChallengeByHash(ctx, hash("nope")); !errors.Is(err, auth.ErrNotFound) {
-		t.Errorf("ChallengeByHash(nope) = %v, want ErrNotFound", err)
+	if gotUser.ID != want.UserID || gotUser.Email == "" {
+		t.Errorf("ChallengeWithUser user = %+v, want user %s", gotUser, want.UserID)
+	}
+	if _, _, err := db.ChallengeWithUser(ctx, hash("nope")); !errors.Is(err, auth.ErrNotFound) {
+		t.Errorf("ChallengeWithUser(nope) = %v, want ErrNotFound", err)
 	}
 
 	now := t0.Add(time.Minute)
@@ -511,7 +514,7 @@ func testChallenges(t *testing.T, db *sqlstore.DB) {
 			t.Errorf("ReserveChallengeAttempt #%d (max 3) = %v, %v; want %v, nil", i+1, ok, err, want)
 		}
 	}
-	got, err = db.ChallengeByHash(ctx, hash("c1"))
+	got, _, err = db.ChallengeWithUser(ctx, hash("c1"))
 	if err != nil || got.Attempts != 3 {
 		t.Errorf("Attempts = %d, %v; want 3", got.Attempts, err)
 	}
@@ -533,7 +536,7 @@ func testChallenges(t *testing.T, db *sqlstore.DB) {
 	if ok, err := db.ReserveChallengeAttempt(ctx, hash("c2"), 5, now); ok || err != nil {
 		t.Errorf("ReserveChallengeAttempt(used) = %v, %v; want false, nil", ok, err)
 	}
-	got, err = db.ChallengeByHash(ctx, hash("c2"))
+	got, _, err = db.ChallengeWithUser(ctx, hash("c2"))
 	if err != nil || got.UsedAt == nil || !got.UsedAt.Equal(now) {
 		t.Errorf("UsedAt = %v, %v; want %v", got.UsedAt, err, now)
 	}
