@@ -22,6 +22,10 @@ type opResult struct {
 	ServerCPU   time.Duration
 	CPUMeasured bool
 	CPUErr      string
+	// HarnessCPU is the CPU time the harness itself used over the same span, when
+	// HarnessCPUMeasured: with ServerCPU it tells whether the machine's cores were the limit.
+	HarnessCPU         time.Duration
+	HarnessCPUMeasured bool
 }
 
 // ok is how many timed operations succeeded.
@@ -104,7 +108,11 @@ func (b *bench) runOp(ctx context.Context, phase, op string) opResult {
 	if b.serverCPU != nil {
 		cpu0, cpuErr = b.serverCPU()
 	}
+	self0, selfErr := selfCPU()
 	elapsed, exhausted := measure(ctx, b.workers, b.cfg.duration, p.step)
+	if self1, err := selfCPU(); selfErr == nil && err == nil {
+		res.HarnessCPU, res.HarnessCPUMeasured = self1-self0, true
+	}
 	if b.serverCPU != nil {
 		if cpuErr == nil {
 			var cpu1 time.Duration
