@@ -325,10 +325,13 @@ func (s *Service) afterFirstFactor(ctx context.Context, u User, amr []string, me
 // when the login passed a second factor; enrollmentOnly limits the session
 // to enrolling one.
 func (s *Service) startSession(ctx context.Context, u User, amr []string, secondFactorAt *time.Time, enrollmentOnly bool, meta RequestMeta, ev AuditEvent) (Tokens, error) {
-	var tokens Tokens
-	err := s.store.WithTx(ctx, func(tx Tx) error {
-		sess, t, err := s.createSession(ctx, tx, u, amr, secondFactorAt, meta)
-		if err != nil {
+	d, err := s.draftSession(u, amr, secondFactorAt, meta, s.clock())
+	if err != nil {
+		return Tokens{}, fmt.Errorf("start session: %w", err)
+	}
+	sess := d.sess
+	err = s.store.WithTx(ctx, func(tx Tx) error {
+		if err := d.store(ctx, tx); err != nil {
 			return err
 		}
 		if enrollmentOnly {
@@ -339,20 +342,25 @@ func (s *Service) startSession(ctx context.Context, u User, amr []string, second
 			}
 			ev.Detail = withDetail(ev.Detail, "enrollment_only", true)
 		}
-		tokens = t
 		ev.Detail = withDetail(ev.Detail, "session_id", sess.ID)
 		return tx.AppendAudit(ctx, ev)
 	})
 	if err != nil {
 		return Tokens{}, fmt.Errorf("start session: %w", err)
 	}
-	return tokens, nil
+	return d.pair.tokens, nil
 }
 
-// createSession writes a new session and its first refresh token in tx and
-// signs its access token.
-func (s *Service) createSession(ctx context.Context, tx Tx, u User, amr []string, secondFactorAt *time.Time, meta RequestMeta) (Session, Tokens, error) {
-	now := s.clock()
+// sessionDraft is a new session with its first token pair, made before
+// the transaction that stores it: IDs, random tokens and the signature need
+// no writer, which on SQLite is one connection that every login waits for.
+type sessionDraft struct {
+	sess Session
+	pair pairDraft
+}
+
+// draftSession makes a session for u starting at now and its tokens.
+func (s *Service) draftSession(u User, amr []string, secondFactorAt *time.Time, meta RequestMeta, now time.Time) (sessionDraft, error) {
 	sess := Session{
 		ID:             s.newID(),
 		UserID:         u.ID,
@@ -364,28 +372,61 @@ func (s *Service) createSession(ctx context.Context, tx Tx, u User, amr []string
 		IP:             meta.IP,
 		UserAgent:      truncate(meta.UserAgent, 512),
 	}
-	if err := tx.CreateSession(ctx, sess); err != nil {
-		return Session{}, Tokens{}, err
+	pair, err := s.draftPair(sess.ID, u.ID, amr, sess.ExpiresAt, now)
+	if err != nil {
+		return sessionDraft{}, err
 	}
-	tokens, err := s.newPair(ctx, tx, sess.ID, u.ID, amr, sess.ExpiresAt, now)
-	return sess, tokens, err
+	return sessionDraft{sess: sess, pair: pair}, nil
 }
 
-// newPair stores a new refresh token for the session and signs an access
+// store writes the session and its refresh token in tx.
+func (d sessionDraft) store(ctx context.Context, tx Tx) error {
+	if err := tx.CreateSession(ctx, d.sess); err != nil {
+		return err
+	}
+	return d.pair.store(ctx, tx)
+}
+
+// pairDraft is a refresh token and a signed access token, made before the
+// transaction that stores the refresh token.
+type pairDraft struct {
+	refresh RefreshToken
+	tokens  Tokens
+}
+
+// draftPair makes a refresh token for the session and signs an access
 // token.
-func (s *Service) newPair(ctx context.Context, tx Tx, sessionID, userID string, amr []string, expiresAt, now time.Time) (Tokens, error) {
+func (s *Service) draftPair(sessionID, userID string, amr []string, expiresAt, now time.Time) (pairDraft, error) {
 	rawRefresh, refreshHash, err := s.opaque(32)
 	if err != nil {
-		return Tokens{}, err
-	}
-	if err := tx.CreateRefreshToken(ctx, RefreshToken{Hash: refreshHash, SessionID: sessionID, CreatedAt: now, ExpiresAt: expiresAt}); err != nil {
-		return Tokens{}, err
+		return pairDraft{}, err
 	}
 	access, err := s.issueAccess(userID, sessionID, amr, now)
 	if err != nil {
+		return pairDraft{}, err
+	}
+	return pairDraft{
+		refresh: RefreshToken{Hash: refreshHash, SessionID: sessionID, CreatedAt: now, ExpiresAt: expiresAt},
+		tokens:  Tokens{AccessToken: access, RefreshToken: rawRefresh, ExpiresIn: int(s.cfg.AccessTTL / time.Second)},
+	}, nil
+}
+
+// store writes the refresh token in tx.
+func (d pairDraft) store(ctx context.Context, tx Tx) error {
+	return tx.CreateRefreshToken(ctx, d.refresh)
+}
+
+// newPair stores a new refresh token for the session in tx and signs an
+// access token.
+func (s *Service) newPair(ctx context.Context, tx Tx, sessionID, userID string, amr []string, expiresAt, now time.Time) (Tokens, error) {
+	d, err := s.draftPair(sessionID, userID, amr, expiresAt, now)
+	if err != nil {
 		return Tokens{}, err
 	}
-	return Tokens{AccessToken: access, RefreshToken: rawRefresh, ExpiresIn: int(s.cfg.AccessTTL / time.Second)}, nil
+	if err := d.store(ctx, tx); err != nil {
+		return Tokens{}, err
+	}
+	return d.tokens, nil
 }
 
 func withDetail(d map[string]any, k string, v any) map[string]any {

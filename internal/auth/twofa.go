@@ -300,15 +300,18 @@ func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, boo
 
 // checkCode runs one second-factor attempt for u, in one transaction. The
 // code is checked first, outside it. A right code passes unless the
-// account's second factor is locked: it is made single use, onSuccess runs
-// and the failure count is cleared. A wrong (or replayed) code is counted on
+// account's second factor is locked: it is made single use, the function
+// onMatch returned runs and the failure count is cleared. onMatch itself
+// runs before the transaction, only for a code that matched, and does what
+// needs no writer (new IDs, tokens, signatures), whose results are thrown
+// away if the transaction then refuses the code. A wrong (or replayed) code is counted on
 // the challenge (when there is one) and on the account's lockout counter,
 // atomically, before its failure is answered, so concurrent guesses can
 // never pass a limit. Wrong codes answer ErrInvalidCode, the one that
 // reaches the lockout threshold a *RateLimitError; a dead challenge
 // ErrChallengeExpired. The code itself is checked before the transaction,
 // so the writer is held only for the writes.
-func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, method, code string, meta RequestMeta, onSuccess func(tx Tx, m match, at time.Time) error) (match, error) {
+func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, method, code string, meta RequestMeta, onMatch func(m match, at time.Time) (func(tx Tx) error, error)) (match, error) {
 	if err := checkMethodName(method, true); err != nil {
 		return match{}, err
 	}
@@ -326,6 +329,13 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 		return match{}, matchErr
 	}
 	now := s.clock()
+	var onSuccess func(tx Tx) error
+	if matchErr == nil {
+		// What needs no writer is done before the transaction.
+		if onSuccess, err = onMatch(m, now); err != nil {
+			return match{}, err
+		}
+	}
 	key := lockKeyPrefix + u.ID
 	var outcome error // what the caller is told; nil on success
 	err = s.store.WithTx(ctx, func(tx Tx) error {
@@ -343,7 +353,7 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 			}
 			failure = m.consume(ctx, tx, now)
 			if failure == nil {
-				if err := onSuccess(tx, m, now); err != nil {
+				if err := onSuccess(tx); err != nil {
 					return err
 				}
 				if st.Failures > 0 || !st.LastAt.IsZero() {

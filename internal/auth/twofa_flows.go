@@ -82,8 +82,10 @@ func (s *Service) requireSudo(ctx context.Context, p Principal, conf []Factor, c
 	if code == "" || len(conf) == 0 {
 		return ErrSudoRequired
 	}
-	_, err := s.checkCode(ctx, p.User, nil, codeMethod(conf, code), code, meta, func(tx Tx, m match, at time.Time) error {
-		return tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr))
+	_, err := s.checkCode(ctx, p.User, nil, codeMethod(conf, code), code, meta, func(m match, at time.Time) (func(Tx) error, error) {
+		return func(tx Tx) error {
+			return tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr))
+		}, nil
 	})
 	return err
 }
@@ -397,28 +399,35 @@ func (s *Service) completeChallenge(ctx context.Context, challengeToken, method,
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err = s.checkCode(ctx, u, c.Hash, method, code, meta, func(tx Tx, m match, at time.Time) error {
-		ok, err := tx.ConsumeChallenge(ctx, c.Hash, s.cfg.ChallengeMaxAttempts, at)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrChallengeExpired
-		}
+	_, err = s.checkCode(ctx, u, c.Hash, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
 		amr := addAMR(c.AMR, m.amr)
-		sess, t, err := s.createSession(ctx, tx, u, amr, &at, meta)
+		d, err := s.draftSession(u, amr, &at, meta, at)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		tokens = t
-		if m.method == MethodBackup {
-			if remaining, err = s.afterBackupUsed(ctx, tx, u.ID, sess.ID, at, meta); err != nil {
+		events := []AuditEvent{
+			s.event(EventVerifySucceeded, u.ID, meta, map[string]any{"method": m.method}),
+			s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr, "session_id": d.sess.ID}),
+		}
+		return func(tx Tx) error {
+			ok, err := tx.ConsumeChallenge(ctx, c.Hash, s.cfg.ChallengeMaxAttempts, at)
+			if err != nil {
 				return err
 			}
-		}
-		return tx.AppendAudit(ctx,
-			s.event(EventVerifySucceeded, u.ID, meta, map[string]any{"method": m.method}),
-			s.event(EventLoginSucceeded, u.ID, meta, map[string]any{"amr": amr, "session_id": sess.ID}))
+			if !ok {
+				return ErrChallengeExpired
+			}
+			if err := d.store(ctx, tx); err != nil {
+				return err
+			}
+			tokens = d.pair.tokens
+			if m.method == MethodBackup {
+				if remaining, err = s.afterBackupUsed(ctx, tx, u.ID, d.sess.ID, at, meta); err != nil {
+					return err
+				}
+			}
+			return tx.AppendAudit(ctx, events...)
+		}, nil
 	})
 	if err != nil {
 		return Tokens{}, 0, err
@@ -465,25 +474,31 @@ func (s *Service) StepUp(ctx context.Context, p Principal, method, code string, 
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err := s.checkCode(ctx, p.User, nil, method, code, meta, func(tx Tx, m match, at time.Time) error {
+	_, err := s.checkCode(ctx, p.User, nil, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
 		amr := addAMR(p.Session.AMR, m.amr)
-		if err := tx.MarkSecondFactor(ctx, p.Session.ID, at, amr); err != nil {
-			return err
-		}
-		if err := tx.DeleteRefreshTokens(ctx, p.Session.ID); err != nil {
-			return err
-		}
-		var err error
-		tokens, err = s.newPair(ctx, tx, p.Session.ID, p.User.ID, amr, p.Session.ExpiresAt, at)
+		pair, err := s.draftPair(p.Session.ID, p.User.ID, amr, p.Session.ExpiresAt, at)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if m.method == MethodBackup {
-			if remaining, err = s.afterBackupUsed(ctx, tx, p.User.ID, p.Session.ID, at, meta); err != nil {
+		return func(tx Tx) error {
+			if err := tx.MarkSecondFactor(ctx, p.Session.ID, at, amr); err != nil {
 				return err
 			}
-		}
-		return tx.AppendAudit(ctx, s.event(EventVerifySucceeded, p.User.ID, meta, map[string]any{"method": m.method, "purpose": "sudo", "session_id": p.Session.ID}))
+			if err := tx.DeleteRefreshTokens(ctx, p.Session.ID); err != nil {
+				return err
+			}
+			if err := pair.store(ctx, tx); err != nil {
+				return err
+			}
+			tokens = pair.tokens
+			if m.method == MethodBackup {
+				var err error
+				if remaining, err = s.afterBackupUsed(ctx, tx, p.User.ID, p.Session.ID, at, meta); err != nil {
+					return err
+				}
+			}
+			return tx.AppendAudit(ctx, s.event(EventVerifySucceeded, p.User.ID, meta, map[string]any{"method": m.method, "purpose": "sudo", "session_id": p.Session.ID}))
+		}, nil
 	})
 	return tokens, remaining, err
 }
