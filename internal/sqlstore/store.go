@@ -40,6 +40,10 @@ type store struct {
 	// the store runs inside a transaction of that pool.
 	stmts *stmtCache
 	tx    *sql.Tx
+	// detached makes statements ignore their context's cancellation: set
+	// inside a SQLite commit group, where an interrupted statement would
+	// roll back the other transactions of the group too.
+	detached bool
 }
 
 // prepared returns the cached statement for query, bound to the
@@ -67,6 +71,9 @@ func (s store) bind(query string) string {
 }
 
 func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if s.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := s.prepared(ctx, query); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -74,6 +81,9 @@ func (s store) exec(ctx context.Context, query string, args ...any) (sql.Result,
 }
 
 func (s store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	if s.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := s.prepared(ctx, query); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -81,6 +91,9 @@ func (s store) query(ctx context.Context, query string, args ...any) (*sql.Rows,
 }
 
 func (s store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	if s.detached {
+		ctx = context.WithoutCancel(ctx)
+	}
 	if st := s.prepared(ctx, query); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
