@@ -91,12 +91,18 @@ func (g *groupCommitter) run(ctx context.Context, fn func(s store) error) error 
 	g.queue = append(g.queue, r)
 	g.mu.Unlock()
 	for {
+		// Done first: select picks at random among ready cases, and a
+		// caller whose transaction is over should not lead another group.
+		select {
+		case <-r.done:
+			return r.result()
+		default:
+		}
 		select {
 		case <-r.done:
 			return r.result()
 		case g.slot <- struct{}{}:
-			g.runGroup(g.take())
-			<-g.slot
+			g.lead()
 			// With more than maxGroup queued, r may still be waiting.
 		case <-ctx.Done():
 			g.mu.Lock()
@@ -115,6 +121,12 @@ func (g *groupCommitter) run(ctx context.Context, fn func(s store) error) error 
 			return r.result()
 		}
 	}
+}
+
+// lead runs the next group while holding the writer's slot.
+func (g *groupCommitter) lead() {
+	defer func() { <-g.slot }()
+	g.runGroup(g.take())
 }
 
 // take removes the next group from the queue.
