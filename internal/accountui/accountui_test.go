@@ -24,8 +24,15 @@ const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-sr
 // and returns the one-time code the browser is sent back with.
 func (e *env) signInForCode(b *browser, email string) string {
 	e.t.Helper()
+	return e.signInForCodeWith(b, email, "")
+}
+
+// signInForCodeWith is signInForCode with extra query parameters (extra
+// starts with &) on the sign-in link.
+func (e *env) signInForCodeWith(b *browser, email, extra string) string {
+	e.t.Helper()
 	pw := e.register(email)
-	p := b.get("/login?return_to=" + url.QueryEscape(appURL))
+	p := b.get("/login?return_to=" + url.QueryEscape(appURL) + extra)
 	mustStatus(e.t, "GET /login", p, http.StatusOK)
 	mustContain(e.t, "GET /login", p, "app.example.com")
 	p = b.signIn(email, pw)
@@ -51,7 +58,12 @@ func (e *env) signInForCode(b *browser, email string) string {
 
 // exchange posts a code to the JSON exchange endpoint.
 func (e *env) exchange(code string) (int, map[string]any) {
-	body, _ := json.Marshal(map[string]string{"code": code})
+	return e.exchangeWith(map[string]string{"code": code})
+}
+
+// exchangeWith posts body to the JSON exchange endpoint.
+func (e *env) exchangeWith(req map[string]string) (int, map[string]any) {
+	body, _ := json.Marshal(req)
 	res, err := http.Post(e.srv.URL+"/authentication/exchange", "application/json", bytes.NewReader(body))
 	if err != nil {
 		e.t.Errorf("POST /authentication/exchange: %v", err)
@@ -158,6 +170,27 @@ func TestExchangeRefusesCodeOfSignedOutBrowser(t *testing.T) {
 	}
 }
 
+// wantLinkRefused checks that a sign-in link is refused: signed out, the
+// page says so and the sign-in stays on twostep; signed in, the same link
+// answers 400 and goes nowhere.
+func (e *env) wantLinkRefused(t *testing.T, email, pw, link string) {
+	t.Helper()
+	b := e.browser()
+	b.t = t
+	p := b.get(link)
+	mustStatus(t, "GET /login", p, http.StatusOK)
+	mustContain(t, "GET /login", p, "does not allow")
+	p = b.signIn(email, pw)
+	if p.Location() != "/account/security" {
+		t.Fatalf("sign-in through %q went to %q, want /account/security", link, p.Location())
+	}
+	p = b.get(link)
+	mustStatus(t, "GET /login signed in", p, http.StatusBadRequest)
+	if p.Location() != "" {
+		t.Fatalf("GET /login signed in redirected to %q", p.Location())
+	}
+}
+
 func TestOpenRedirectsRefused(t *testing.T) {
 	bad := []string{
 		"//evil.example/x",
@@ -191,21 +224,7 @@ func TestOpenRedirectsRefused(t *testing.T) {
 	pw := e.register("ada@example.com")
 	for _, raw := range bad {
 		t.Run(raw, func(t *testing.T) {
-			b := e.browser()
-			b.t = t
-			p := b.get("/login?return_to=" + url.QueryEscape(raw))
-			mustStatus(t, "GET /login", p, http.StatusOK)
-			mustContain(t, "GET /login", p, "does not allow")
-			p = b.signIn("ada@example.com", pw)
-			if p.Location() != "/account/security" {
-				t.Fatalf("sign-in with return_to %q went to %q, want /account/security", raw, p.Location())
-			}
-			// Signed in: the same link is refused outright.
-			p = b.get("/login?return_to=" + url.QueryEscape(raw))
-			mustStatus(t, "GET /login signed in", p, http.StatusBadRequest)
-			if p.Location() != "" {
-				t.Fatalf("GET /login signed in redirected to %q", p.Location())
-			}
+			e.wantLinkRefused(t, "ada@example.com", pw, "/login?return_to="+url.QueryEscape(raw))
 		})
 	}
 	good := []string{appURL, appURL + "/deeper?state=1", "https://APP.example.com:443/auth/callback", "http://localhost:5173/anything"}

@@ -33,6 +33,16 @@ func (s *site) handleLoginPage(w http.ResponseWriter, q *request) {
 	if refused {
 		s.logger.WarnContext(q.Context(), "return_to refused", "event", "return_to_refused", "request_id", webui.RequestID(w))
 	}
+	challenge, ok := codeChallenge(q.URL.Query())
+	if !ok {
+		// A sign-in link with a malformed PKCE challenge is refused like
+		// a bad return_to: its code could never be exchanged.
+		s.logger.WarnContext(q.Context(), "code_challenge refused", "event", "code_challenge_refused", "request_id", webui.RequestID(w))
+		refused, allowed = true, false
+	}
+	if !allowed {
+		challenge = ""
+	}
 	p, err := s.principal(q)
 	switch {
 	case err == nil:
@@ -43,11 +53,11 @@ func (s *site) handleLoginPage(w http.ResponseWriter, q *request) {
 			return
 		}
 		if allowed && !p.Session.EnrollmentOnly {
-			s.handOff(w, q, target, false)
+			s.handOff(w, q, target, challenge, false)
 			return
 		}
 		if allowed {
-			q.st.ReturnTo, q.dirty = target.String(), true
+			q.st.ReturnTo, q.st.CodeChallenge, q.dirty = target.String(), challenge, true
 		}
 		s.redirect(w, q, pathSecurity)
 		return
@@ -60,9 +70,9 @@ func (s *site) handleLoginPage(w http.ResponseWriter, q *request) {
 	if allowed {
 		next = target.String()
 	}
-	if q.st.SessionID != "" || q.st.Challenge != "" || q.st.Phone != "" || q.st.ReturnTo != next {
+	if q.st.SessionID != "" || q.st.Challenge != "" || q.st.Phone != "" || q.st.ReturnTo != next || q.st.CodeChallenge != challenge {
 		f := q.st.Flash
-		q.st = state{ReturnTo: next, Flash: f}
+		q.st = state{ReturnTo: next, CodeChallenge: challenge, Flash: f}
 		q.dirty = true
 	}
 	s.renderLogin(w, q, http.StatusOK, loginView{Refused: refused}, "", nil)
@@ -159,19 +169,20 @@ func (s *site) handleContinue(w http.ResponseWriter, q *request) {
 		s.redirect(w, q, pathSecurity)
 		return
 	}
-	s.handOff(w, q, target, true)
+	s.handOff(w, q, target, q.st.CodeChallenge, true)
 }
 
-// handOff sends the browser to target with a new one-time code: by a
-// redirect, or (page) by a page that goes there by itself.
-func (s *site) handOff(w http.ResponseWriter, q *request, target *url.URL, page bool) {
-	code, err := s.svc.CreateHandoff(q.Context(), q.p)
+// handOff sends the browser to target with a new one-time code, bound to
+// the PKCE challenge when there is one: by a redirect, or (page) by a page
+// that goes there by itself.
+func (s *site) handOff(w http.ResponseWriter, q *request, target *url.URL, challenge string, page bool) {
+	code, err := s.svc.CreateHandoff(q.Context(), q.p, challenge)
 	if err != nil {
 		s.renderError(w, q.Request, err)
 		return
 	}
-	if q.st.ReturnTo != "" {
-		q.st.ReturnTo, q.dirty = "", true
+	if q.st.ReturnTo != "" || q.st.CodeChallenge != "" {
+		q.st.ReturnTo, q.st.CodeChallenge, q.dirty = "", "", true
 	}
 	dest := withCode(target, code)
 	if !page {

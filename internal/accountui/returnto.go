@@ -5,6 +5,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"github.com/twostep-auth/twostep/internal/auth"
 )
 
 // allowList is the parsed TWOSTEP_ALLOWED_RETURN_URLS.
@@ -118,4 +120,20 @@ func withCode(u *url.URL, code string) string {
 		v.RawQuery += "&" + add
 	}
 	return v.String()
+}
+
+// codeChallenge reads the PKCE parameters of a sign-in link: ("", true)
+// when there are none, the challenge and true when code_challenge is a
+// well-formed S256 challenge with code_challenge_method=S256, and false
+// otherwise ("plain" is not supported: it protects nothing that a
+// challenge in the clear would not give away).
+func codeChallenge(q url.Values) (string, bool) {
+	if !q.Has("code_challenge") && !q.Has("code_challenge_method") {
+		return "", true
+	}
+	c, m := q.Get("code_challenge"), q.Get("code_challenge_method")
+	if m != "S256" || !auth.ValidCodeChallenge(c) {
+		return "", false
+	}
+	return c, true
 }

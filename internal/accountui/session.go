@@ -34,6 +34,9 @@ type state struct {
 	// ReturnTo is the checked return_to of the sign-in in progress: where
 	// /login/continue sends the browser, with a one-time code.
 	ReturnTo string `json:"rt,omitempty"`
+	// CodeChallenge is the application's S256 PKCE challenge that came
+	// with ReturnTo, if any: the one-time code is bound to it.
+	CodeChallenge string `json:"cc,omitempty"`
 	// Flash is a message for the next page shown (after a redirect).
 	Flash *flash `json:"f,omitempty"`
 	// Expires ends everything above, whatever the session says.
@@ -77,7 +80,7 @@ func (s *site) clearState(w http.ResponseWriter, r *http.Request) {
 }
 
 func (st state) empty() bool {
-	return st.SessionID == "" && st.Challenge == "" && st.Phone == "" && st.ReturnTo == "" && st.Flash == nil
+	return st.SessionID == "" && st.Challenge == "" && st.Phone == "" && st.ReturnTo == "" && st.CodeChallenge == "" && st.Flash == nil
 }
 
 // clearPending drops a half-done sign-in (challenge or phone code).

@@ -17,9 +17,9 @@ func (s store) createHandoff(ctx context.Context, h auth.Handoff) error {
 	if _, err := s.exec(ctx, `DELETE FROM handoff_codes WHERE expires_at < ?`, micros(h.CreatedAt)); err != nil {
 		return fmt.Errorf("create handoff: prune: %w", mapErr(err))
 	}
-	_, err := s.exec(ctx, `INSERT INTO handoff_codes (hash, session_id, user_id, created_at, expires_at, used_at)
-		VALUES (?, ?, ?, ?, ?, ?)`,
-		h.Hash, h.SessionID, h.UserID, micros(h.CreatedAt), micros(h.ExpiresAt), nullMicros(h.UsedAt))
+	_, err := s.exec(ctx, `INSERT INTO handoff_codes (hash, session_id, user_id, created_at, expires_at, used_at, code_challenge)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		h.Hash, h.SessionID, h.UserID, micros(h.CreatedAt), micros(h.ExpiresAt), nullMicros(h.UsedAt), nullString(h.CodeChallenge))
 	if err != nil {
 		return fmt.Errorf("create handoff: %w", mapErr(err))
 	}
@@ -33,13 +33,15 @@ func (s store) ConsumeHandoff(ctx context.Context, hash []byte, at time.Time) (a
 	h := auth.Handoff{Hash: hash}
 	var created, expires int64
 	var used sql.NullInt64
+	var challenge sql.NullString
 	err := s.queryRow(ctx, `UPDATE handoff_codes SET used_at = ?
 		WHERE hash = ? AND used_at IS NULL AND expires_at > ?
-		RETURNING session_id, user_id, created_at, expires_at, used_at`,
-		micros(at), hash, micros(at)).Scan(&h.SessionID, &h.UserID, &created, &expires, &used)
+		RETURNING session_id, user_id, created_at, expires_at, used_at, code_challenge`,
+		micros(at), hash, micros(at)).Scan(&h.SessionID, &h.UserID, &created, &expires, &used, &challenge)
 	if err != nil {
 		return auth.Handoff{}, fmt.Errorf("consume handoff: %w", mapErr(err))
 	}
+	h.CodeChallenge = challenge.String
 	h.CreatedAt = fromMicros(created)
 	h.ExpiresAt = fromMicros(expires)
 	h.UsedAt = timePtr(used)

@@ -24,7 +24,8 @@ func TestHandoffCodes(t *testing.T) {
 			db := sqltest.Open(t, engine)
 			u := newUser(t, db, "handoff")
 			sess := newSession(t, db, "s-handoff", u.ID)
-			h := auth.Handoff{Hash: hash("code-1"), SessionID: sess.ID, UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute)}
+			h := auth.Handoff{Hash: hash("code-1"), SessionID: sess.ID, UserID: u.ID, CreatedAt: t0, ExpiresAt: t0.Add(time.Minute),
+				CodeChallenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}
 			if err := db.CreateHandoff(ctx, h); err != nil {
 				t.Fatalf("CreateHandoff = %v", err)
 			}
@@ -43,7 +44,7 @@ func TestHandoffCodes(t *testing.T) {
 					switch {
 					case err == nil:
 						wins.Add(1)
-						if got.SessionID != sess.ID || got.UserID != u.ID || got.UsedAt == nil || !got.ExpiresAt.Equal(h.ExpiresAt) {
+						if got.SessionID != sess.ID || got.UserID != u.ID || got.UsedAt == nil || !got.ExpiresAt.Equal(h.ExpiresAt) || got.CodeChallenge != h.CodeChallenge {
 							t.Errorf("ConsumeHandoff = %+v, want the stored code, used", got)
 						}
 					case !errors.Is(err, auth.ErrNotFound):
