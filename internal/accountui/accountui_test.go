@@ -618,3 +618,44 @@ func TestSignOutOtherSessionsAndRename(t *testing.T) {
 	p = b1.post("/account/security/methods/rename", url.Values{"id": {"someone-elses"}, "label": {"x"}}, nil)
 	mustContain(t, "rename unknown", b1.follow(p), "That no longer exists")
 }
+
+// TestPhoneSignupSendAgain: the code page of a phone sign-up can ask for a
+// new code for the same sign-up, after the resend cooldown; too early it
+// says so on the code page and sends nothing.
+func TestPhoneSignupSendAgain(t *testing.T) {
+	e := newEnv(t)
+	b := e.browser()
+	const phone = "+442079460123"
+	p := b.post("/signup/phone", url.Values{"username": {"grace"}, "phone": {"+44 20 7946 0123"}}, nil)
+	if p.Location() != "/login/phone/verify" {
+		t.Fatalf("phone sign-up went to %q (%d)\n%s", p.Location(), p.Status, p.Body)
+	}
+	page := b.get("/login/phone/verify")
+	mustContain(t, "code page", page, `action="/signup/phone"`, `name="username" value="grace"`, "Send again")
+	first, _ := e.sms.Last(phone)
+
+	p = b.post("/signup/phone", url.Values{"username": {"grace"}, "phone": {phone}}, nil)
+	mustStatus(t, "send again at once", p, http.StatusTooManyRequests)
+	mustContain(t, "send again at once", p, "Enter the code", "before asking for another code")
+	if n := e.sms.Count(phone); n != 1 {
+		t.Fatalf("%d texts after an early send-again, want 1", n)
+	}
+
+	e.clock.Advance(31 * time.Second)
+	p = b.post("/signup/phone", url.Values{"username": {"grace"}, "phone": {phone}}, nil)
+	if p.Location() != "/login/phone/verify" {
+		t.Fatalf("send again went to %q (%d)\n%s", p.Location(), p.Status, p.Body)
+	}
+	if n := e.sms.Count(phone); n != 2 {
+		t.Fatalf("%d texts after send-again, want 2", n)
+	}
+	second, _ := e.sms.Last(phone)
+	if second.Code == first.Code {
+		t.Skip("the two random codes happen to be equal")
+	}
+	p = b.post("/login/phone/verify", url.Values{"code": {second.Code}}, nil)
+	if p.Location() != "/account/security" {
+		t.Fatalf("the new code went to %q, want /account/security", p.Location())
+	}
+	mustContain(t, "new account", b.get("/account/security"), "grace")
+}

@@ -372,9 +372,10 @@ func (s *site) handleVerify(w http.ResponseWriter, q *request) {
 
 // phoneView is the phone sign-in (or sign-up) code page.
 type phoneView struct {
-	Phone  string // typed number, to show again
-	SentTo string // masked number the code went to
-	Signup bool
+	Phone    string // typed number, to show again
+	SentTo   string // masked number the code went to
+	Signup   bool
+	Username string // a phone sign-up's username, for "send again"
 }
 
 // handlePhonePage asks for the phone number of a phone sign-in.
@@ -428,7 +429,7 @@ func (s *site) renderPhoneVerify(w http.ResponseWriter, q *request, status int, 
 		fields = map[string]string{"code": errText}
 	}
 	s.render(w, q, status, "phone_verify", view{Title: "Enter the code", Error: errText, Fields: fields,
-		Data: phoneView{Phone: q.st.Phone, SentTo: auth.MaskPhone(q.st.Phone), Signup: q.st.PhoneSignup}})
+		Data: phoneView{Phone: q.st.Phone, SentTo: auth.MaskPhone(q.st.Phone), Signup: q.st.PhoneSignup, Username: q.st.PhoneUsername}})
 }
 
 // handlePhoneVerify checks the code: the account is confirmed and signed

@@ -31,6 +31,9 @@ type state struct {
 	// PhoneSignup when the code creates the account.
 	Phone       string `json:"p,omitempty"`
 	PhoneSignup bool   `json:"ps,omitempty"`
+	// PhoneUsername is the username of a phone sign-up, so that "send
+	// again" can ask for a new code for the same sign-up.
+	PhoneUsername string `json:"pu,omitempty"`
 	// ReturnTo is the checked return_to of the sign-in in progress: where
 	// /login/continue sends the browser, with a one-time code.
 	ReturnTo string `json:"rt,omitempty"`
@@ -86,7 +89,7 @@ func (st state) empty() bool {
 // clearPending drops a half-done sign-in (challenge or phone code).
 func (st *state) clearPending() {
 	st.Challenge, st.ChallengeAt, st.Methods, st.SentBy, st.SentTo, st.ResendAt = "", time.Time{}, nil, "", "", time.Time{}
-	st.Phone, st.PhoneSignup = "", false
+	st.Phone, st.PhoneSignup, st.PhoneUsername = "", false, ""
 }
 
 // request is one page request with its cookie state, and the principal

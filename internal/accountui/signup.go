@@ -67,13 +67,22 @@ func (s *site) handlePhoneSignup(w http.ResponseWriter, q *request) {
 	if err == nil {
 		err = s.svc.PhoneSignUp(q.Context(), v.PhoneUsername, e164, s.meta(q.Request))
 	}
+	resend := q.st.PhoneSignup && q.st.Phone == e164 && q.st.PhoneUsername == v.PhoneUsername
 	if err != nil {
+		if status, text, _, ok := userError(err); ok && resend {
+			// "Send again" from the code page: say why there.
+			if errors.Is(err, auth.ErrRateLimited) {
+				text = "Wait " + waitText(err) + " before asking for another code."
+			}
+			s.renderPhoneVerify(w, q, status, text)
+			return
+		}
 		v.PhoneFormHasProblem = true
 		s.signupFailed(w, q, v, err, "phone_")
 		return
 	}
 	q.st.clearPending()
-	q.st.Phone, q.st.PhoneSignup = e164, true
+	q.st.Phone, q.st.PhoneSignup, q.st.PhoneUsername = e164, true, v.PhoneUsername
 	q.setFlash("ok", "We sent a code to "+auth.MaskPhone(e164)+".")
 	s.redirect(w, q, pathLogin+"/phone/verify")
 }
