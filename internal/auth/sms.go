@@ -68,6 +68,9 @@ func (s *Service) smsCodeHash(purpose, subject, code string) []byte {
 
 func challengeSubject(hash []byte) string { return hex.EncodeToString(hash) }
 
+// sudoSubject binds a PurposeSudo code to the session that asked for it.
+func sudoSubject(sessionID string) string { return "session:" + sessionID }
+
 // smsCooldownPolicy allows one send per ResendCooldown per phone.
 func (s *Service) smsCooldownPolicy(st AttemptState, now time.Time) (time.Duration, bool) {
 	if st.LastAt.IsZero() {

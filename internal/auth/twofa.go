@@ -122,6 +122,23 @@ func (s *Service) Authorize(ctx context.Context, challengeToken, method string, 
 	if err != nil {
 		return AuthorizeResult{}, err
 	}
+	return s.authorize(ctx, u, codeScope{challenge: c.Hash}, method, meta)
+}
+
+// AuthorizeStepUp prepares a signed-in session's step-up to sudo mode as
+// Authorize prepares a login: for sms and call it sends a code bound to the
+// session (PurposeSudo) to the user's 2FA phone, under the same limits and
+// cooldowns. That code is then accepted by StepUp and as the code of a sudo
+// action, for this session only. An enrolment-only session is
+// ErrEnrollmentRequired; a method the user lacks, a *ValidationError.
+func (s *Service) AuthorizeStepUp(ctx context.Context, p Principal, method string, meta RequestMeta) (AuthorizeResult, error) {
+	if p.Session.EnrollmentOnly {
+		return AuthorizeResult{}, ErrEnrollmentRequired
+	}
+	return s.authorize(ctx, p.User, codeScope{sessionID: p.Session.ID}, method, meta)
+}
+
+func (s *Service) authorize(ctx context.Context, u User, sc codeScope, method string, meta RequestMeta) (AuthorizeResult, error) {
 	factors, err := s.store.FactorsByUser(ctx, u.ID)
 	if err != nil {
 		return AuthorizeResult{}, fmt.Errorf("authorize: %w", err)
@@ -130,7 +147,10 @@ func (s *Service) Authorize(ctx context.Context, challengeToken, method string, 
 	if err := s.checkMethodAllowed(ctx, factors, method); err != nil {
 		return AuthorizeResult{}, err
 	}
-	if method == "" && len(factors) > 0 {
+	if method == "" {
+		if len(factors) == 0 {
+			return AuthorizeResult{}, invalid("method", "no second factor is set up for this account")
+		}
 		method = factors[0].Method
 	}
 	switch method {
@@ -144,7 +164,8 @@ func (s *Service) Authorize(ctx context.Context, challengeToken, method string, 
 		if !ok {
 			return AuthorizeResult{}, invalid("method", "is not set up for this account")
 		}
-		retry, err := s.sendCode(ctx, PurposeLogin, challengeSubject(c.Hash), u.ID, f.Phone, method, meta)
+		purpose, subject := sc.smsCode()
+		retry, err := s.sendCode(ctx, purpose, subject, u.ID, f.Phone, method, meta)
 		if err != nil {
 			return AuthorizeResult{}, err
 		}
@@ -174,6 +195,22 @@ func hasMethod(factors []Factor, method string) bool {
 	return false
 }
 
+// codeScope is what a second-factor code is checked for: a login challenge,
+// or a signed-in session stepping up to sudo mode.
+type codeScope struct {
+	challenge []byte // hash of the login challenge; nil for a step-up
+	sessionID string // the session stepping up; "" for a login
+}
+
+// smsCode names the one live SMS or voice code a code in this scope can
+// match: the challenge's login code, or the session's sudo code.
+func (sc codeScope) smsCode() (purpose, subject string) {
+	if sc.challenge != nil {
+		return PurposeLogin, challengeSubject(sc.challenge)
+	}
+	return PurposeSudo, sudoSubject(sc.sessionID)
+}
+
 // match is a code that proved a factor; consume makes it single use inside
 // the caller's transaction.
 type match struct {
@@ -186,7 +223,7 @@ type match struct {
 // ("" means the user's default method; MethodBackup means a backup code).
 // It returns ErrInvalidCode when nothing matched and a *ValidationError
 // when method names nothing the user has.
-func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, challenge []byte, method, code string) (match, error) {
+func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, sc codeScope, method, code string) (match, error) {
 	if len(code) > maxCodeInputBytes {
 		return match{}, ErrInvalidCode
 	}
@@ -257,14 +294,13 @@ func (s *Service) matchCode(ctx context.Context, u User, factors []Factor, chall
 			return nil
 		}}, nil
 	case MethodSMS, MethodCall:
-		// One live code per challenge, whether it came by text or call.
+		// One live code per challenge (or stepping-up session), whether it
+		// came by text or call.
 		if !hasMethod(factors, MethodSMS) {
 			return match{}, invalid("method", "is not set up for this account")
 		}
-		if challenge == nil {
-			return match{}, invalid("method", "an SMS code is accepted only to finish a sign-in")
-		}
-		c, err := s.smsMatch(ctx, PurposeLogin, challengeSubject(challenge), code)
+		purpose, subject := sc.smsCode()
+		c, err := s.smsMatch(ctx, purpose, subject, code)
 		if err != nil {
 			return match{}, err
 		}
@@ -298,20 +334,20 @@ func (s *Service) lockPolicy(st AttemptState, now time.Time) (time.Duration, boo
 	return 0, true
 }
 
-// checkCode runs one second-factor attempt for u, in one transaction. The
-// code is checked first, outside it. A right code passes unless the
-// account's second factor is locked: it is made single use, the function
+// checkCode runs one second-factor attempt for u in scope sc, in one
+// transaction. The code is checked first, outside it. A right code passes
+// unless the account's second factor is locked: it is made single use, the function
 // onMatch returned runs and the failure count is cleared. onMatch itself
 // runs before the transaction, only for a code that matched, and does what
 // needs no writer (new IDs, tokens, signatures), whose results are thrown
 // away if the transaction then refuses the code. A wrong (or replayed) code is counted on
-// the challenge (when there is one) and on the account's lockout counter,
+// the challenge (for a login) and on the account's lockout counter,
 // atomically, before its failure is answered, so concurrent guesses can
 // never pass a limit. Wrong codes answer ErrInvalidCode, the one that
 // reaches the lockout threshold a *RateLimitError; a dead challenge
 // ErrChallengeExpired. The code itself is checked before the transaction,
 // so the writer is held only for the writes.
-func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, method, code string, meta RequestMeta, onMatch func(m match, at time.Time) (func(tx Tx) error, error)) (match, error) {
+func (s *Service) checkCode(ctx context.Context, u User, sc codeScope, method, code string, meta RequestMeta, onMatch func(m match, at time.Time) (func(tx Tx) error, error)) (match, error) {
 	if err := checkMethodName(method, true); err != nil {
 		return match{}, err
 	}
@@ -323,7 +359,7 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 	if err := s.checkMethodAllowed(ctx, conf, method); err != nil {
 		return match{}, err
 	}
-	m, matchErr := s.matchCode(ctx, u, conf, challenge, method, code)
+	m, matchErr := s.matchCode(ctx, u, conf, sc, method, code)
 	var verr *ValidationError
 	if matchErr != nil && !errors.Is(matchErr, ErrInvalidCode) && !errors.Is(matchErr, errReplay) && !errors.As(matchErr, &verr) {
 		return match{}, matchErr
@@ -366,8 +402,8 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 			}
 			// A replayed code: consume wrote nothing; count it as a guess.
 		}
-		if challenge != nil {
-			ok, err := tx.ReserveChallengeAttempt(ctx, challenge, s.cfg.ChallengeMaxAttempts, now)
+		if sc.challenge != nil {
+			ok, err := tx.ReserveChallengeAttempt(ctx, sc.challenge, s.cfg.ChallengeMaxAttempts, now)
 			if err != nil {
 				return err
 			}
@@ -390,7 +426,7 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 			outcome = failure
 			return nil
 		}
-		outcome, err = s.codeFailed(ctx, tx, u, method, meta, failure)
+		outcome, err = s.codeFailed(ctx, tx, u, sc, method, meta, failure)
 		return err
 	})
 	if err != nil {
@@ -405,13 +441,17 @@ func (s *Service) checkCode(ctx context.Context, u User, challenge []byte, metho
 // codeFailed records a wrong second-factor code in tx and turns the one
 // that reaches the lockout threshold into a lock. It returns the error the
 // caller answers.
-func (s *Service) codeFailed(ctx context.Context, tx Tx, u User, method string, meta RequestMeta, cause error) (error, error) {
+func (s *Service) codeFailed(ctx context.Context, tx Tx, u User, sc codeScope, method string, meta RequestMeta, cause error) (error, error) {
 	reason := "wrong_code"
 	if errors.Is(cause, errReplay) {
 		reason = "code_reused"
 	}
 	s.logger.WarnContext(ctx, "second factor failed", "event", "twofa_failed", "user_id", u.ID, "reason", reason)
-	if err := tx.AppendAudit(ctx, s.event(EventVerifyFailed, u.ID, meta, map[string]any{"method": method, "reason": reason})); err != nil {
+	detail := map[string]any{"method": method, "reason": reason}
+	if sc.challenge == nil {
+		detail["purpose"] = PurposeSudo
+	}
+	if err := tx.AppendAudit(ctx, s.event(EventVerifyFailed, u.ID, meta, detail)); err != nil {
 		return nil, err
 	}
 	st, err := tx.AttemptState(ctx, lockKeyPrefix+u.ID)

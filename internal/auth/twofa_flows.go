@@ -82,23 +82,38 @@ func (s *Service) requireSudo(ctx context.Context, p Principal, conf []Factor, c
 	if code == "" || len(conf) == 0 {
 		return ErrSudoRequired
 	}
-	_, err := s.checkCode(ctx, p.User, nil, codeMethod(conf, code), code, meta, func(m match, at time.Time) (func(Tx) error, error) {
+	_, err := s.checkCode(ctx, p.User, codeScope{sessionID: p.Session.ID}, codeMethod(conf, code), code, meta, func(m match, at time.Time) (func(Tx) error, error) {
+		passed := s.sudoPassed(p, m.method, meta)
 		return func(tx Tx) error {
-			return tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr))
+			if err := tx.MarkSecondFactor(ctx, p.Session.ID, at, addAMR(p.Session.AMR, m.amr)); err != nil {
+				return err
+			}
+			return tx.AppendAudit(ctx, passed)
 		}, nil
 	})
 	return err
 }
 
-// codeMethod guesses which kind of code a sudo prompt got: six digits are
-// an authenticator (or SMS) code, anything longer a backup code.
+// sudoPassed is the audit event of a session that stepped up to sudo mode
+// with a code of method.
+func (s *Service) sudoPassed(p Principal, method string, meta RequestMeta) AuditEvent {
+	return s.event(EventVerifySucceeded, p.User.ID, meta, map[string]any{"method": method, "purpose": PurposeSudo, "session_id": p.Session.ID})
+}
+
+// codeMethod guesses which kind of code a sudo prompt got: anything longer
+// than eight characters is a backup code; six digits are an authenticator
+// code when the user has one, else the session's live sudo SMS or voice
+// code (see AuthorizeStepUp). A user with both who wants to use a texted
+// code steps up with /twoFa/verify and method sms first.
 func codeMethod(conf []Factor, code string) string {
 	digits := strings.ReplaceAll(code, " ", "")
-	if len(digits) > 8 {
+	switch {
+	case len(digits) > 8:
 		return MethodBackup
-	}
-	if hasMethod(conf, MethodAuthenticator) {
+	case hasMethod(conf, MethodAuthenticator):
 		return MethodAuthenticator
+	case hasMethod(conf, MethodSMS):
+		return MethodSMS
 	}
 	return ""
 }
@@ -399,7 +414,7 @@ func (s *Service) completeChallenge(ctx context.Context, challengeToken, method,
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err = s.checkCode(ctx, u, c.Hash, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
+	_, err = s.checkCode(ctx, u, codeScope{challenge: c.Hash}, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
 		amr := addAMR(c.AMR, m.amr)
 		d, err := s.draftSession(u, amr, &at, meta, at)
 		if err != nil {
@@ -467,15 +482,17 @@ func (s *Service) revokeOtherSessions(ctx context.Context, tx Tx, userID, keep s
 
 // StepUp checks a second-factor code for a signed-in session: sudo is
 // renewed and a fresh token pair for the same session is returned (the
-// session's previous refresh token stops working).
+// session's previous refresh token stops working). An SMS or voice code
+// must be the live one AuthorizeStepUp sent for this session.
 func (s *Service) StepUp(ctx context.Context, p Principal, method, code string, meta RequestMeta) (Tokens, int, error) {
 	if err := checkMethodName(method, true); err != nil {
 		return Tokens{}, 0, err
 	}
 	var tokens Tokens
 	remaining := -1
-	_, err := s.checkCode(ctx, p.User, nil, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
+	_, err := s.checkCode(ctx, p.User, codeScope{sessionID: p.Session.ID}, method, code, meta, func(m match, at time.Time) (func(Tx) error, error) {
 		amr := addAMR(p.Session.AMR, m.amr)
+		passed := s.sudoPassed(p, m.method, meta)
 		pair, err := s.draftPair(p.Session.ID, p.User.ID, amr, p.Session.ExpiresAt, at)
 		if err != nil {
 			return nil, err
@@ -497,7 +514,7 @@ func (s *Service) StepUp(ctx context.Context, p Principal, method, code string, 
 					return err
 				}
 			}
-			return tx.AppendAudit(ctx, s.event(EventVerifySucceeded, p.User.ID, meta, map[string]any{"method": m.method, "purpose": "sudo", "session_id": p.Session.ID}))
+			return tx.AppendAudit(ctx, passed)
 		}, nil
 	})
 	return tokens, remaining, err

@@ -180,11 +180,15 @@ const (
 	PurposePhoneVerification = "phone_verification"
 	PurposePhoneSignIn       = "phone_signin"
 	PurposePhoneSignUp       = "phone_signup"
+	// PurposeSudo is a code a signed-in session asked for to step up to
+	// sudo mode; it is bound to that session.
+	PurposeSudo = "sudo"
 )
 
 // SMSCode is a live SMS or voice code. Only an HMAC of the code is stored.
-// Subject binds it: the challenge (hex of its hash) for a login, the user id
-// for enrolment and phone changes, the phone for phone sign-in and sign-up.
+// Subject binds it: the challenge (hex of its hash) for a login, the session
+// ("session:" and its id) for a step-up to sudo, the user id for enrolment
+// and phone changes, the phone for phone sign-in and sign-up.
 type SMSCode struct {
 	ID         string
 	Purpose    string

@@ -186,6 +186,7 @@ var bodyRoutes = []bodyRoute{
 	{http.MethodPut, "/authentication/twoFa/enable", "access", []string{"method", "phone", "phoneNumber", "label", "code"}, false},
 	{http.MethodPost, "/authentication/twoFa/enable/verify", "access", []string{"code", "method"}, false},
 	{http.MethodPost, "/authentication/twoFa/authorize", "challenge", []string{"method"}, true},
+	{http.MethodPost, "/authentication/twoFa/authorize", "access", []string{"method"}, true},
 	{http.MethodPost, "/authentication/twoFa/verify", "challenge", []string{"code", "method"}, false},
 	{http.MethodPost, "/authentication/twoFa/verify", "access", []string{"code", "method"}, false},
 	{http.MethodPost, "/authentication/twoFa/recover", "challenge", []string{"code"}, false},

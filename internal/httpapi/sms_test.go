@@ -327,14 +327,22 @@ func (p *phoneEnv) authorize(tok, method string) resp {
 // checks the answer and what went to phone, and returns the code.
 func (p *phoneEnv) sendLogin(tok, method, phone string) string {
 	p.t.Helper()
+	return p.sendCode(tok, method, phone, auth.PurposeLogin)
+}
+
+// sendCode asks /twoFa/authorize with token (a challenge or an access
+// token) for a code by method (sms or call), checks the answer and that one
+// code for purpose went to phone, and returns the code.
+func (p *phoneEnv) sendCode(token, method, phone, purpose string) string {
+	p.t.Helper()
 	m := p.mark()
-	r := p.authorize(tok, method)
-	mustStatus(p.t, "authorize "+method, r, http.StatusOK)
+	r := p.authorize(token, method)
+	mustStatus(p.t, "authorize "+method+" for "+purpose, r, http.StatusOK)
 	want := map[string]any{"method": method, "message": "A verification code has been sent to " + auth.MaskPhone(phone), "retryAfter": float64(30)}
 	if diff := cmp.Diff(want, r.JSON(p.t)); diff != "" {
-		p.t.Errorf("authorize %s (-want +got):\n%s", method, diff)
+		p.t.Errorf("authorize %s for %s (-want +got):\n%s", method, purpose, diff)
 	}
-	return p.one("authorize "+method, m, phone, sms.Channel(method), auth.PurposeLogin)
+	return p.one("authorize "+method+" for "+purpose, m, phone, sms.Channel(method), purpose)
 }
 
 // user reads GET /authentication/user.

@@ -144,6 +144,9 @@ func challengeToken(r *http.Request) (string, bool) {
 	return tok, true
 }
 
+// handleAuthorize takes a challenge token (the second step of a login) or
+// an access token (a step-up to sudo: an SMS or voice code bound to the
+// session, for /twoFa/verify or a sudo action's code).
 func (s *server) handleAuthorize() http.Handler {
 	type request struct {
 		Method string `json:"method"`
@@ -153,23 +156,31 @@ func (s *server) handleAuthorize() http.Handler {
 		Message    string `json:"message"`
 		RetryAfter int    `json:"retryAfter,omitempty"`
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, ok := challengeToken(r)
-		if !ok {
-			writeError(w, r, s.logger, auth.ErrUnauthorized)
-			return
-		}
+	serve := func(w http.ResponseWriter, r *http.Request, authorize func(method string) (auth.AuthorizeResult, error)) {
 		req, err := decodeOptional[request](r)
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		res, err := s.svc.Authorize(r.Context(), tok, req.Method, meta(r))
+		res, err := authorize(req.Method)
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return
 		}
 		encode(w, http.StatusOK, response{Method: res.Method, Message: res.Message, RetryAfter: int(res.RetryAfter / time.Second)})
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok, ok := challengeToken(r); ok {
+			serve(w, r, func(method string) (auth.AuthorizeResult, error) {
+				return s.svc.Authorize(r.Context(), tok, method, meta(r))
+			})
+			return
+		}
+		s.requireAccess(false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			serve(w, r, func(method string) (auth.AuthorizeResult, error) {
+				return s.svc.AuthorizeStepUp(r.Context(), principal(r), method, meta(r))
+			})
+		})).ServeHTTP(w, r)
 	})
 }
 

@@ -307,9 +307,12 @@ func TestTwoFaTokenKinds(t *testing.T) {
 		wantErr(t, "renew with a challenge token", e.renew(tok), http.StatusUnauthorized, "unauthorized")
 
 		// Neither a refresh token, nor a made-up token, nor an access token
-		// is a challenge token.
+		// is a challenge token. (An access token asks /twoFa/authorize for
+		// a step-up instead: nothing to send for an authenticator.)
 		wantErr(t, "authorize with a refresh token", e.call(http.MethodPost, "/authentication/twoFa/authorize", u.refresh, nil), http.StatusUnauthorized, "unauthorized")
-		wantErr(t, "authorize with an access token", e.call(http.MethodPost, "/authentication/twoFa/authorize", u.access, nil), http.StatusUnauthorized, "unauthorized")
+		if r := e.call(http.MethodPost, "/authentication/twoFa/authorize", u.access, nil); r.Status != http.StatusOK || r.JSON(t)["method"] != "authenticator" {
+			t.Errorf("authorize with an access token = %d %s, want the step-up's authenticator answer", r.Status, r.Body)
+		}
 		wantErr(t, "verify with a refresh token", e.verify(u.refresh, map[string]any{"code": e.code(u.secret)}), http.StatusUnauthorized, "unauthorized")
 		wantErr(t, "verify with a made-up token", e.verify(strings.Repeat("A", 43), map[string]any{"code": e.code(u.secret)}), http.StatusUnauthorized, "unauthorized")
 		wantErr(t, "verify without a token", e.verify("", map[string]any{"code": e.code(u.secret)}), http.StatusUnauthorized, "unauthorized")
