@@ -55,14 +55,8 @@ func (s *Service) VerifyPhone(ctx context.Context, p Principal, code string, met
 		}
 		return tx.AppendAudit(ctx, s.event(EventPhoneVerified, p.User.ID, meta, map[string]any{"to": MaskPhone(c.Phone), "sessions_revoked": n}))
 	})
-	if errors.Is(err, errReplay) {
-		return User{}, ErrInvalidCode
-	}
-	if errors.Is(err, ErrConflict) {
-		return User{}, fmt.Errorf("verify phone: %w: this phone is verified on another account", ErrConflict)
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("verify phone: %w", err)
+	if err := phoneCodeTxErr("verify phone", err); err != nil {
+		return User{}, err
 	}
 	u := p.User
 	u.Phone, u.PhoneVerified = c.Phone, true
@@ -201,14 +195,8 @@ func (s *Service) PhoneVerify(ctx context.Context, phone, code string, meta Requ
 		}
 		return nil
 	})
-	if errors.Is(err, errReplay) {
-		return LoginResult{}, ErrInvalidCode
-	}
-	if errors.Is(err, ErrConflict) {
-		return LoginResult{}, fmt.Errorf("phone verify: %w: this phone is verified on another account", ErrConflict)
-	}
-	if err != nil {
-		return LoginResult{}, fmt.Errorf("phone verify: %w", err)
+	if err := phoneCodeTxErr("phone verify", err); err != nil {
+		return LoginResult{}, err
 	}
 	u.Phone, u.PhoneVerified = e164, true
 	return s.afterFirstFactor(ctx, u, []string{AMRSMS}, meta)
@@ -223,4 +211,19 @@ func (s *Service) registerPhone(ctx context.Context, u User, meta RequestMeta) {
 	if _, err := s.sendCode(ctx, PurposePhoneVerification, u.ID, u.ID, u.Phone, MethodSMS, meta); err != nil {
 		s.logger.WarnContext(ctx, "sign-up phone code not sent", "user_id", u.ID, "to", MaskPhone(u.Phone), "err", err)
 	}
+}
+
+// phoneCodeTxErr is the caller's error for what a transaction that uses up
+// a phone code and stores the phone returned: a code used meanwhile is
+// ErrInvalidCode, a phone verified on another account ErrConflict.
+func phoneCodeTxErr(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errReplay):
+		return ErrInvalidCode
+	case errors.Is(err, ErrConflict):
+		return fmt.Errorf("%s: %w: this phone is verified on another account", op, ErrConflict)
+	}
+	return fmt.Errorf("%s: %w", op, err)
 }

@@ -94,18 +94,7 @@ func (s *Service) RemoveFactor(ctx context.Context, p Principal, factorID, code 
 		if err := tx.DeleteFactor(ctx, f.ID); err != nil {
 			return err
 		}
-		if off {
-			if err := tx.ReplaceBackupCodes(ctx, p.User.ID, nil, now); err != nil {
-				return err
-			}
-		}
-		n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventTwoFaDisabled)
-		if err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, s.event(EventTwoFaDisabled, p.User.ID, meta, map[string]any{
-			"method": f.Method, "removed": []string{f.ID}, "twofa_off": off, "sessions_revoked": n,
-		}))
+		return s.factorsRemoved(ctx, tx, p, off, now, meta, f.Method, []string{f.ID})
 	})
 	if err != nil {
 		return false, fmt.Errorf("remove factor: %w", err)

@@ -604,23 +604,30 @@ func (s *Service) Disable(ctx context.Context, p Principal, method, code string,
 				off = false
 			}
 		}
-		if off {
-			if err := tx.ReplaceBackupCodes(ctx, p.User.ID, nil, now); err != nil {
-				return err
-			}
-		}
-		n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventTwoFaDisabled)
-		if err != nil {
-			return err
-		}
-		return tx.AppendAudit(ctx, s.event(EventTwoFaDisabled, p.User.ID, meta, map[string]any{
-			"method": method, "removed": removed, "twofa_off": off, "sessions_revoked": n,
-		}))
+		return s.factorsRemoved(ctx, tx, p, off, now, meta, method, removed)
 	})
 	if err != nil {
 		return false, fmt.Errorf("disable: %w", err)
 	}
 	return off, nil
+}
+
+// factorsRemoved finishes, in tx, a removal of p's confirmed factors
+// removed (of method; "" for all): when 2FA is now off the backup codes go
+// too, the user's other sessions are revoked, and twofa.disabled records it.
+func (s *Service) factorsRemoved(ctx context.Context, tx Tx, p Principal, off bool, now time.Time, meta RequestMeta, method string, removed []string) error {
+	if off {
+		if err := tx.ReplaceBackupCodes(ctx, p.User.ID, nil, now); err != nil {
+			return err
+		}
+	}
+	n, err := s.revokeOtherSessions(ctx, tx, p.User.ID, p.Session.ID, now, meta, EventTwoFaDisabled)
+	if err != nil {
+		return err
+	}
+	return tx.AppendAudit(ctx, s.event(EventTwoFaDisabled, p.User.ID, meta, map[string]any{
+		"method": method, "removed": removed, "twofa_off": off, "sessions_revoked": n,
+	}))
 }
 
 // EnableSMS starts enrolling a phone for SMS and voice codes: a pending

@@ -83,16 +83,8 @@ func (s store) FindUsers(ctx context.Context, f auth.UserFilter) ([]auth.User, e
 	if err != nil {
 		return nil, fmt.Errorf("find users: %w", mapErr(err))
 	}
-	defer rows.Close()
-	users := []auth.User{}
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, fmt.Errorf("find users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
+	users, err := scanRows(rows, scanUser)
+	if err != nil {
 		return nil, fmt.Errorf("find users: %w", err)
 	}
 	return users, nil
@@ -176,16 +168,8 @@ func (s store) FindAuditEvents(ctx context.Context, f auth.AuditFilter) ([]auth.
 	if err != nil {
 		return nil, fmt.Errorf("find audit events: %w", mapErr(err))
 	}
-	defer rows.Close()
-	events := []auth.AuditEvent{}
-	for rows.Next() {
-		e, err := scanAuditEvent(rows)
-		if err != nil {
-			return nil, fmt.Errorf("find audit events: %w", err)
-		}
-		events = append(events, e)
-	}
-	if err := rows.Err(); err != nil {
+	events, err := scanRows(rows, scanAuditEvent)
+	if err != nil {
 		return nil, fmt.Errorf("find audit events: %w", err)
 	}
 	return events, nil

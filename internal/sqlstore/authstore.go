@@ -180,7 +180,10 @@ func (db *DB) AppendAudit(ctx context.Context, events ...auth.AuditEvent) error 
 // AuditEvents returns up to limit audit events (100 when limit <= 0),
 // newest first, of one user or, when userID is empty, of everyone.
 func (db *DB) AuditEvents(ctx context.Context, userID string, limit int) ([]auth.AuditEvent, error) {
-	return db.r.auditEvents(ctx, userID, limit)
+	if limit <= 0 {
+		limit = defaultAuditLimit
+	}
+	return db.r.FindAuditEvents(ctx, auth.AuditFilter{UserID: userID, Limit: limit})
 }
 
 // ReserveAttempt counts an attempt for key if policy allows it, in a

@@ -32,25 +32,27 @@ func (s store) FactorsByUser(ctx context.Context, userID string) ([]auth.Factor,
 	if err != nil {
 		return nil, fmt.Errorf("factors of user %s: %w", userID, mapErr(err))
 	}
-	defer rows.Close()
-	var fs []auth.Factor
-	for rows.Next() {
-		var f auth.Factor
-		var confirmed, lastUsed sql.NullInt64
-		var created int64
-		if err := rows.Scan(&f.ID, &f.UserID, &f.Method, &f.Label, &f.SealedSecret, &f.Phone, &confirmed,
-			&f.LastStep, &created, &lastUsed); err != nil {
-			return nil, fmt.Errorf("factors of user %s: %w", userID, err)
-		}
-		f.ConfirmedAt = timePtr(confirmed)
-		f.CreatedAt = fromMicros(created)
-		f.LastUsedAt = timePtr(lastUsed)
-		fs = append(fs, f)
-	}
-	if err := rows.Err(); err != nil {
+	fs, err := scanRows(rows, scanFactor)
+	if err != nil {
 		return nil, fmt.Errorf("factors of user %s: %w", userID, err)
 	}
 	return fs, nil
+}
+
+// scanFactor reads id, user_id, method, label, sealed_secret, phone,
+// confirmed_at, last_step, created_at, last_used_at.
+func scanFactor(row scanner) (auth.Factor, error) {
+	var f auth.Factor
+	var confirmed, lastUsed sql.NullInt64
+	var created int64
+	if err := row.Scan(&f.ID, &f.UserID, &f.Method, &f.Label, &f.SealedSecret, &f.Phone, &confirmed,
+		&f.LastStep, &created, &lastUsed); err != nil {
+		return auth.Factor{}, err
+	}
+	f.ConfirmedAt = timePtr(confirmed)
+	f.CreatedAt = fromMicros(created)
+	f.LastUsedAt = timePtr(lastUsed)
+	return f, nil
 }
 
 // ConfirmFactor sets confirmed_at; auth.ErrNotFound when the factor does not

@@ -49,14 +49,22 @@ func newGroupCommitter(write *sql.DB, stmts *stmtCache) *groupCommitter {
 	return &groupCommitter{write: write, stmts: stmts, slot: make(chan struct{}, 1)}
 }
 
+// reqState is where a txReq is; it only moves forward.
+type reqState int
+
+const (
+	reqQueued    reqState = iota // waiting in the queue
+	reqTaken                     // in a group, fn not started
+	reqStarted                   // fn has started: it runs to the end
+	reqAbandoned                 // its caller stopped waiting before fn started
+)
+
 // txReq is one caller's transaction.
 type txReq struct {
-	ctx context.Context
-	fn  func(s store) error
-	// Under groupCommitter.mu: a group has taken it, its fn has started,
-	// or its caller has stopped waiting (ctx ended before fn started).
-	taken, started, abandoned bool
-	done                      chan struct{}
+	ctx   context.Context
+	fn    func(s store) error
+	state reqState // under groupCommitter.mu
+	done  chan struct{}
 
 	err      error
 	panicked bool
@@ -106,13 +114,13 @@ func (g *groupCommitter) run(ctx context.Context, fn func(s store) error) error 
 			// With more than maxGroup queued, r may still be waiting.
 		case <-ctx.Done():
 			g.mu.Lock()
-			switch {
-			case !r.taken:
+			switch r.state {
+			case reqQueued:
 				g.queue = slices.DeleteFunc(g.queue, func(q *txReq) bool { return q == r })
 				g.mu.Unlock()
 				return fmt.Errorf("begin transaction: %w", ctx.Err())
-			case !r.started:
-				r.abandoned = true
+			case reqTaken:
+				r.state = reqAbandoned
 				g.mu.Unlock()
 				return fmt.Errorf("begin transaction: %w", ctx.Err())
 			}
@@ -137,7 +145,7 @@ func (g *groupCommitter) take() []*txReq {
 	group := slices.Clone(g.queue[:n])
 	g.queue = slices.Delete(g.queue, 0, n)
 	for _, r := range group {
-		r.taken = true
+		r.state = reqTaken
 	}
 	return group
 }
@@ -230,10 +238,10 @@ func (g *groupCommitter) runGroup(group []*txReq) {
 func (g *groupCommitter) start(r *txReq) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if r.abandoned {
+	if r.state == reqAbandoned {
 		return false
 	}
-	r.started = true
+	r.state = reqStarted
 	return true
 }
 

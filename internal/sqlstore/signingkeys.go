@@ -16,22 +16,20 @@ func (s store) SigningKeys(ctx context.Context) ([]token.StoredKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", mapErr(err))
 	}
-	defer rows.Close()
-	var keys []token.StoredKey
-	for rows.Next() {
+	keys, err := scanRows(rows, func(row scanner) (token.StoredKey, error) {
 		var k token.StoredKey
 		var public []byte
 		var created int64
 		var retired sql.NullInt64
-		if err := rows.Scan(&k.ID, &public, &k.Sealed, &created, &retired); err != nil {
-			return nil, fmt.Errorf("signing keys: %w", err)
+		if err := row.Scan(&k.ID, &public, &k.Sealed, &created, &retired); err != nil {
+			return token.StoredKey{}, err
 		}
 		k.Public = public
 		k.CreatedAt = fromMicros(created)
 		k.RetiredAt = timePtr(retired)
-		keys = append(keys, k)
-	}
-	if err := rows.Err(); err != nil {
+		return k, nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("signing keys: %w", err)
 	}
 	return keys, nil

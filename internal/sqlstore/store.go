@@ -261,3 +261,21 @@ func splitList(s string) []string {
 type scanner interface {
 	Scan(dest ...any) error
 }
+
+// scanRows reads every row of a query with scan and closes rows. None is
+// an empty, non-nil slice.
+func scanRows[T any](rows *sql.Rows, scan func(scanner) (T, error)) ([]T, error) {
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
