@@ -65,13 +65,11 @@ type Options struct {
 type site struct {
 	logger  *slog.Logger
 	svc     *auth.Service
-	cookies *seal.Keyring // seals the cookie and enrolment secrets
-	cookie  webui.Cookie
+	cookie  webui.Cookie // its Keyring also seals enrolment secrets
 	opts    Options
 	returns allowList
 	pages   map[string]*pageTemplate
 	assets  *webui.Assets
-	csrf    *http.CrossOriginProtection
 }
 
 // New returns the pages' handler, to be mounted by httpapi at /login,
@@ -117,7 +115,7 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 		return nil, fmt.Errorf("account ui: %w", err)
 	}
 	s := &site{
-		logger: logger, svc: svc, cookies: ring, opts: opts, returns: returns, pages: pages, assets: assets,
+		logger: logger, svc: svc, opts: opts, returns: returns, pages: pages, assets: assets,
 		cookie: webui.Cookie{
 			Name: "twostep-account", What: "account ui state", Keyring: ring,
 			// No other sealed value of the server (the admin panel's
@@ -131,10 +129,10 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 			// must also pass http.CrossOriginProtection.
 			SameSite: http.SameSiteLaxMode,
 		},
-		csrf: http.NewCrossOriginProtection(),
 	}
-	s.csrf.SetDenyHandler(http.HandlerFunc(s.crossOriginRefused))
-	return webui.SecurityHeaders(s.csrf.Handler(s.routes())), nil
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(s.crossOriginRefused))
+	return webui.SecurityHeaders(csrf.Handler(s.routes())), nil
 }
 
 // routes lists every page. GET pages only read (but for /login/continue,

@@ -16,9 +16,8 @@ import (
 
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/totp"
+	"github.com/twostep-auth/twostep/internal/webui/webuitest"
 )
-
-const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
 
 // signInForCode signs a fresh account in through /login?return_to=appURL
 // and returns the one-time code the browser is sent back with.
@@ -263,15 +262,7 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 	b := e.browser()
 	for _, path := range []string{"/login", "/signup", "/login/phone", "/account/security", "/account/nope", "/account/static/style.css", "/account/static/app.js"} {
 		p := b.get(path)
-		if got := p.Header.Get("Content-Security-Policy"); got != wantCSP {
-			t.Errorf("GET %s: Content-Security-Policy = %q, want %q", path, got, wantCSP)
-		}
-		if got := p.Header.Get("X-Frame-Options"); got != "DENY" {
-			t.Errorf("GET %s: X-Frame-Options = %q, want DENY", path, got)
-		}
-		if got := p.Header.Get("X-Content-Type-Options"); got != "nosniff" {
-			t.Errorf("GET %s: X-Content-Type-Options = %q, want nosniff", path, got)
-		}
+		webuitest.CheckSecurityHeaders(t, "GET "+path, p.Header)
 	}
 	p := b.get("/login")
 	if strings.Contains(p.Body, "<script>") || strings.Contains(p.Body, " style=") || strings.Contains(p.Body, "onclick") {

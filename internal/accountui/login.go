@@ -2,6 +2,7 @@ package accountui
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -113,29 +114,29 @@ func (s *site) handleLogin(w http.ResponseWriter, q *request) {
 // step when the account has one (sending a text at once when that is its
 // first method), or into the account.
 func (s *site) afterFirstStep(w http.ResponseWriter, q *request, res auth.LoginResult) {
-	if res.Challenge != nil {
-		q.st.clearPending()
-		q.st.Challenge, q.st.ChallengeAt, q.st.Methods = res.Challenge.Token, s.now(), res.Challenge.Methods
-		q.dirty = true
-		if len(res.Challenge.Methods) > 0 && res.Challenge.Methods[0] == auth.MethodSMS {
-			if err := s.sendCode(q, auth.MethodSMS); err != nil {
-				if _, text, _, ok := userError(err); ok {
-					q.setFlash("error", text)
-				} else {
-					s.renderError(w, q.Request, err)
-					return
-				}
-			}
+	if res.Challenge == nil {
+		p, err := s.startSession(q, *res.Tokens)
+		if err != nil {
+			s.renderError(w, q.Request, err)
+			return
 		}
-		s.redirect(w, q, pathLogin+"/verify")
+		s.finish(w, q, p)
 		return
 	}
-	p, err := s.startSession(q, *res.Tokens)
-	if err != nil {
-		s.renderError(w, q.Request, err)
-		return
+	q.st.clearPending()
+	q.st.Challenge, q.st.ChallengeAt, q.st.Methods = res.Challenge.Token, s.now(), res.Challenge.Methods
+	q.dirty = true
+	if len(res.Challenge.Methods) > 0 && res.Challenge.Methods[0] == auth.MethodSMS {
+		if err := s.sendCode(q, auth.MethodSMS); err != nil {
+			_, text, _, ok := userError(err)
+			if !ok {
+				s.renderError(w, q.Request, err)
+				return
+			}
+			q.setFlash("error", text)
+		}
 	}
-	s.finish(w, q, p)
+	s.redirect(w, q, pathLogin+"/verify")
 }
 
 // finish ends a sign-in: back to the application when one asked, or to the
@@ -214,6 +215,17 @@ func (s *site) handleVerifyPage(w http.ResponseWriter, q *request) {
 		return
 	}
 	s.renderVerify(w, q, http.StatusOK, q.URL.Query().Get("method"), "")
+}
+
+// verifyFailed shows the code page again with err when it is the user's
+// to act on, and the error page otherwise.
+func (s *site) verifyFailed(w http.ResponseWriter, q *request, method string, err error) {
+	status, text, _, ok := userError(err)
+	if !ok {
+		s.renderError(w, q.Request, err)
+		return
+	}
+	s.renderVerify(w, q, status, method, text)
 }
 
 func (s *site) renderVerify(w http.ResponseWriter, q *request, status int, method, errText string) {
@@ -300,12 +312,7 @@ func (s *site) handleSend(w http.ResponseWriter, q *request) {
 		}
 		s.renderVerify(w, q, http.StatusTooManyRequests, method, text)
 	default:
-		status, text, _, ok := userError(err)
-		if !ok {
-			s.renderError(w, q.Request, err)
-			return
-		}
-		s.renderVerify(w, q, status, method, text)
+		s.verifyFailed(w, q, method, err)
 	}
 }
 
@@ -336,8 +343,7 @@ func (s *site) handleVerify(w http.ResponseWriter, q *request) {
 		s.challengeGone(w, q, true)
 		return
 	case errors.Is(err, auth.ErrRateLimited):
-		s.renderVerify(w, q, http.StatusTooManyRequests, method,
-			"Too many wrong codes. Two-step verification for this account is locked for "+waitText(err)+".")
+		s.renderVerify(w, q, http.StatusTooManyRequests, method, fmt.Sprintf(codeLocked, waitText(err)))
 		return
 	case errors.Is(err, auth.ErrInvalidCode):
 		text := "That code is not right. Check it and try again."
@@ -347,12 +353,7 @@ func (s *site) handleVerify(w http.ResponseWriter, q *request) {
 		s.renderVerify(w, q, http.StatusUnauthorized, method, text)
 		return
 	default:
-		status, text, _, ok := userError(err)
-		if !ok {
-			s.renderError(w, q.Request, err)
-			return
-		}
-		s.renderVerify(w, q, status, method, text)
+		s.verifyFailed(w, q, method, err)
 		return
 	}
 	p, err := s.startSession(q, tokens)
@@ -441,13 +442,10 @@ func (s *site) handlePhoneVerify(w http.ResponseWriter, q *request) {
 	}
 	res, err := s.svc.PhoneVerify(q.Context(), q.st.Phone, q.PostFormValue("code"), s.meta(q.Request))
 	if err != nil {
-		status, text, _, ok := userError(err)
+		status, text, ok := codeError(err, codeWait)
 		if !ok {
 			s.renderError(w, q.Request, err)
 			return
-		}
-		if errors.Is(err, auth.ErrRateLimited) {
-			text = "Too many wrong codes. Try again in " + waitText(err) + "."
 		}
 		s.renderPhoneVerify(w, q, status, text)
 		return

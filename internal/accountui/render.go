@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
-	"sort"
 	"strings"
 	"time"
 
@@ -36,7 +35,7 @@ var funcs = template.FuncMap{
 	"when":    formatTime,
 	"whenPtr": formatTimePtr,
 	"method":  methodName,
-	"group":   groupSecret,
+	"group":   webui.GroupsOfFour,
 	"field":   func(m map[string]string, k string) string { return m[k] },
 }
 
@@ -59,10 +58,7 @@ func (s *site) renderPage(w http.ResponseWriter, r *http.Request, status int, na
 		return
 	}
 	v.CSS, v.JS, v.Name = s.assets.URL("style.css"), s.assets.URL("app.js"), s.opts.Name
-	if err := webui.Render(w, t, status, v); err != nil {
-		s.logger.ErrorContext(r.Context(), "account ui: render", "request_id", webui.RequestID(w), "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	}
+	webui.RenderPage(s.logger, "account ui", w, r, t, name, status, v)
 }
 
 // render writes a page with the pending flash message (unless v has one),
@@ -92,13 +88,7 @@ func (s *site) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		s.renderMessage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 			"The service is not answering right now. Nothing was changed; try again in a moment.")
 	default:
-		id := webui.RequestID(w)
-		s.logger.ErrorContext(r.Context(), "account ui: internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
-		text := "Something went wrong on the server. Nothing you did caused it."
-		if id != "" {
-			text += " Request id: " + id + "."
-		}
-		s.renderMessage(w, r, http.StatusInternalServerError, "Server error", text)
+		s.renderMessage(w, r, http.StatusInternalServerError, "Server error", webui.ServerError(s.logger, "account ui", w, r, err))
 	}
 }
 
@@ -133,6 +123,24 @@ func userError(err error) (status int, text string, fields map[string]string, ok
 		return http.StatusForbidden, "Set up two-step verification first.", nil, true
 	}
 	return 0, "", nil, false
+}
+
+// What a form that takes a code says when too many wrong codes were
+// entered (%s is how long to wait): codeWait when only that form waits,
+// codeLocked when the account's second factor is locked.
+const (
+	codeWait   = "Too many wrong codes. Try again in %s."
+	codeLocked = "Too many wrong codes. Two-step verification for this account is locked for %s."
+)
+
+// codeError is userError for a form that takes a code: a rate limit is
+// said with tooMany (codeWait or codeLocked).
+func codeError(err error, tooMany string) (status int, text string, ok bool) {
+	status, text, _, ok = userError(err)
+	if ok && errors.Is(err, auth.ErrRateLimited) {
+		text = fmt.Sprintf(tooMany, waitText(err))
+	}
+	return status, text, ok
 }
 
 // fieldProblems turns auth's field problems ("is required") into
@@ -203,27 +211,11 @@ func duration(d time.Duration) string {
 }
 
 // problemText joins field problems into one sentence, in field order.
-func problemText(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, m[k])
-	}
-	return strings.Join(parts, " ")
-}
+func problemText(m map[string]string) string { return webui.JoinProblems(m, " ") }
 
 const timeLayout = "2 Jan 2006, 15:04 UTC"
 
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "—"
-	}
-	return t.UTC().Format(timeLayout)
-}
+func formatTime(t time.Time) string { return webui.FormatTime(t, timeLayout) }
 
 func formatTimePtr(t *time.Time) string {
 	if t == nil {
@@ -245,16 +237,4 @@ func methodName(m string) string {
 		return "Backup code"
 	}
 	return m
-}
-
-// groupSecret shows a base32 secret in groups of four for typing by hand.
-func groupSecret(s string) string {
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && i%4 == 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(r)
-	}
-	return b.String()
 }

@@ -81,35 +81,8 @@ var sudoActions = map[string]string{
 // to the security page as a message.
 func (s *site) sudo(h func(w http.ResponseWriter, q *request) error) func(w http.ResponseWriter, q *request) {
 	return func(w http.ResponseWriter, q *request) {
-		if code := strings.TrimSpace(q.PostFormValue("sudo_code")); code != "" {
-			st, err := s.svc.TwoFaStatus(q.Context(), q.p)
-			if err != nil {
-				s.renderError(w, q.Request, err)
-				return
-			}
-			method := sudoMethod(code, st)
-			if method == "" {
-				s.renderSudo(w, q, http.StatusBadRequest, "Codes sent by text message cannot confirm this. Enter one of your backup codes, or sign out and sign in again.")
-				return
-			}
-			if _, _, err := s.svc.StepUp(q.Context(), q.p, method, code, s.meta(q.Request)); err != nil {
-				status, text, _, ok := userError(err)
-				if !ok {
-					s.renderError(w, q.Request, err)
-					return
-				}
-				if errors.Is(err, auth.ErrRateLimited) {
-					text = "Too many wrong codes. Two-step verification for this account is locked for " + waitText(err) + "."
-				}
-				s.renderSudo(w, q, status, text)
-				return
-			}
-			p, err := s.principal(q)
-			if err != nil {
-				s.renderError(w, q.Request, err)
-				return
-			}
-			q.p = p
+		if code := strings.TrimSpace(q.PostFormValue("sudo_code")); code != "" && !s.stepUp(w, q, code) {
+			return
 		}
 		err := h(w, q)
 		switch {
@@ -120,6 +93,38 @@ func (s *site) sudo(h func(w http.ResponseWriter, q *request) error) func(w http
 			s.actionFailed(w, q, err)
 		}
 	}
+}
+
+// stepUp renews the session's sudo mode with a code typed at the prompt.
+// When it cannot, it answers (the prompt again, or an error page) and
+// reports false.
+func (s *site) stepUp(w http.ResponseWriter, q *request, code string) bool {
+	st, err := s.svc.TwoFaStatus(q.Context(), q.p)
+	if err != nil {
+		s.renderError(w, q.Request, err)
+		return false
+	}
+	method := sudoMethod(code, st)
+	if method == "" {
+		s.renderSudo(w, q, http.StatusBadRequest, "Codes sent by text message cannot confirm this. Enter one of your backup codes, or sign out and sign in again.")
+		return false
+	}
+	if _, _, err := s.svc.StepUp(q.Context(), q.p, method, code, s.meta(q.Request)); err != nil {
+		status, text, ok := codeError(err, codeLocked)
+		if !ok {
+			s.renderError(w, q.Request, err)
+			return false
+		}
+		s.renderSudo(w, q, status, text)
+		return false
+	}
+	p, err := s.principal(q)
+	if err != nil {
+		s.renderError(w, q.Request, err)
+		return false
+	}
+	q.p = p
+	return true
 }
 
 // sudoMethod says how StepUp should read a code typed at the prompt: a long
@@ -220,7 +225,7 @@ func (s *site) handleEnrolAuthenticator(w http.ResponseWriter, q *request) error
 	if err != nil {
 		return fmt.Errorf("account ui: encode enrolment: %w", err)
 	}
-	sealed, err := s.cookies.Seal(raw, enrolAAD(q.p.Session.ID))
+	sealed, err := s.cookie.Keyring.Seal(raw, enrolAAD(q.p.Session.ID))
 	if err != nil {
 		return fmt.Errorf("account ui: seal enrolment: %w", err)
 	}
@@ -238,13 +243,10 @@ func (s *site) handleConfirmAuthenticator(w http.ResponseWriter, q *request) {
 		s.enrolled(w, q, res, "Your authenticator app is set up.")
 		return
 	}
-	status, text, _, ok := userError(err)
+	status, text, ok := codeError(err, codeWait)
 	if !ok {
 		s.renderError(w, q.Request, err)
 		return
-	}
-	if errors.Is(err, auth.ErrRateLimited) {
-		text = "Too many wrong codes. Try again in " + waitText(err) + "."
 	}
 	en, ok := s.openEnrolment(q)
 	if !ok || errors.Is(err, auth.ErrInvalidRequest) {
@@ -268,7 +270,7 @@ func (s *site) openEnrolment(q *request) (enrolment, bool) {
 	if err != nil {
 		return enrolment{}, false
 	}
-	raw, err := s.cookies.Open(sealed, enrolAAD(q.p.Session.ID))
+	raw, err := s.cookie.Keyring.Open(sealed, enrolAAD(q.p.Session.ID))
 	if err != nil {
 		return enrolment{}, false
 	}
@@ -344,7 +346,7 @@ func (s *site) handleConfirmSMS(w http.ResponseWriter, q *request) {
 
 // codeFailed shows a phone confirmation page again after a wrong code.
 func (s *site) codeFailed(w http.ResponseWriter, q *request, err error, action string) {
-	status, text, _, ok := userError(err)
+	status, text, ok := codeError(err, codeWait)
 	if !ok {
 		s.renderError(w, q.Request, err)
 		return
@@ -355,9 +357,6 @@ func (s *site) codeFailed(w http.ResponseWriter, q *request, err error, action s
 	}
 	if errors.Is(err, auth.ErrInvalidCode) {
 		text = "That code is not right, or it has expired. Check it, or send a new one."
-	}
-	if errors.Is(err, auth.ErrRateLimited) {
-		text = "Too many wrong codes. Try again in " + waitText(err) + "."
 	}
 	phone, label := q.PostFormValue("phone"), q.PostFormValue("label")
 	to := ""

@@ -47,10 +47,7 @@ type state struct {
 }
 
 // flash is a one-time message: Kind is "ok", "warn" or "error".
-type flash struct {
-	Kind string `json:"k"`
-	Text string `json:"t"`
-}
+type flash = webui.Flash
 
 // pendingTTL bounds a cookie that holds no sign-in yet (a challenge, a phone
 // code or a return_to): a little over the challenge's and the code's life.

@@ -63,7 +63,6 @@ type panel struct {
 	opts   Options
 	pages  map[string]*pageTemplate
 	static *webui.Assets
-	csrf   *http.CrossOriginProtection
 
 	// refreshMu guards refreshed: refresh tokens this instance exchanged
 	// recently and what it got for them, so that two requests carrying the
@@ -119,13 +118,13 @@ func New(logger *slog.Logger, svc *auth.Service, cookieKey []byte, opts Options)
 			SameSite: http.SameSiteStrictMode,
 		},
 		static:    assets,
-		csrf:      http.NewCrossOriginProtection(),
 		refreshed: map[[32]byte]refreshedPair{},
 	}
-	p.csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginRefused))
+	csrf := http.NewCrossOriginProtection()
+	csrf.SetDenyHandler(http.HandlerFunc(p.crossOriginRefused))
 	// The panel's forms are a few fields; httpapi sets its own limit too
 	// when it mounts the panel.
-	return webui.SecurityHeaders(http.MaxBytesHandler(p.csrf.Handler(p.routes()), maxFormBytes)), nil
+	return webui.SecurityHeaders(http.MaxBytesHandler(csrf.Handler(p.routes()), maxFormBytes)), nil
 }
 
 // routes lists every page. GET pages read; every POST changes something

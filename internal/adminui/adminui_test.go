@@ -12,6 +12,7 @@ import (
 	"github.com/twostep-auth/twostep/internal/auth"
 	"github.com/twostep-auth/twostep/internal/sqlstore/sqltest"
 	"github.com/twostep-auth/twostep/internal/totp"
+	"github.com/twostep-auth/twostep/internal/webui/webuitest"
 )
 
 // forEachEngine runs fn as a parallel subtest on every engine.
@@ -25,19 +26,9 @@ func forEachEngine(t *testing.T, fn func(t *testing.T, engine string)) {
 	}
 }
 
-const wantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
-
 func checkSecurityHeaders(t *testing.T, what string, r resp) {
 	t.Helper()
-	if got := r.Header.Get("Content-Security-Policy"); got != wantCSP {
-		t.Errorf("%s: Content-Security-Policy = %q, want %q", what, got, wantCSP)
-	}
-	if got := r.Header.Get("X-Frame-Options"); got != "DENY" {
-		t.Errorf("%s: X-Frame-Options = %q, want DENY", what, got)
-	}
-	if got := r.Header.Get("X-Content-Type-Options"); got != "nosniff" {
-		t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", what, got)
-	}
+	webuitest.CheckSecurityHeaders(t, what, r.Header)
 	if strings.Contains(r.Body, "<script") || strings.Contains(r.Body, " style=") || strings.Contains(r.Body, "<style") {
 		t.Errorf("%s: page has inline script or style:\n%s", what, r.Body)
 	}

@@ -192,7 +192,7 @@ func (p *panel) handleVerify(w http.ResponseWriter, r *http.Request) {
 		status, text = http.StatusUnauthorized, "That code is not right. Use the newest code your app shows."
 	case errors.Is(err, auth.ErrChallengeExpired), errors.Is(err, auth.ErrUnauthorized):
 		p.clearState(w, r)
-		http.Redirect(w, r, Prefix+"login?expired=1", http.StatusSeeOther)
+		p.toLogin(w, r, true)
 		return
 	case errors.Is(err, auth.ErrRateLimited):
 		status, text = http.StatusTooManyRequests, "Too many wrong codes: the second factor is locked. Try again in "+waitText(err)+"."
@@ -233,7 +233,7 @@ func (p *panel) handleSendCode(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, auth.ErrChallengeExpired), errors.Is(err, auth.ErrUnauthorized):
 			p.clearState(w, r)
-			http.Redirect(w, r, Prefix+"login?expired=1", http.StatusSeeOther)
+			p.toLogin(w, r, true)
 			return
 		case errors.Is(err, auth.ErrRateLimited):
 			status, text = http.StatusTooManyRequests, "A code was sent a moment ago. Wait "+waitText(err)+" before asking for another."
@@ -318,7 +318,7 @@ func (p *panel) renderEnrol(w http.ResponseWriter, r *http.Request, status int, 
 			p.renderError(w, r, err)
 			return
 		}
-		v.QRCode, v.Secret = template.URL(totp.DataURI(png)), groupsOfFour(u.Query().Get("secret"))
+		v.QRCode, v.Secret = template.URL(totp.DataURI(png)), webui.GroupsOfFour(u.Query().Get("secret"))
 	}
 	p.renderPage(w, r, status, "enrol", view{Title: "Set up two-step verification", Data: v})
 }
@@ -398,16 +398,4 @@ func (p *panel) handleLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	p.clearState(w, r)
 	http.Redirect(w, r, Prefix+"login?signed_out=1", http.StatusSeeOther)
-}
-
-// groupsOfFour spaces a secret for reading aloud or typing.
-func groupsOfFour(s string) string {
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && i%4 == 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }

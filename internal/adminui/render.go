@@ -6,7 +6,6 @@ import (
 	"html/template"
 	"net/http"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -31,7 +30,7 @@ type view struct {
 
 var funcs = template.FuncMap{
 	"when":       formatTime,
-	"whenPtr":    func(t *time.Time) string { return formatTimePtr(t) },
+	"whenPtr":    formatTimePtr,
 	"method":     methodName,
 	"join":       strings.Join,
 	"eventKind":  eventKind,
@@ -58,10 +57,7 @@ func (p *panel) renderPage(w http.ResponseWriter, r *http.Request, status int, n
 		return
 	}
 	v.CSS = p.static.URL("app.css")
-	if err := webui.Render(w, t, status, v); err != nil {
-		p.logger.ErrorContext(r.Context(), "admin ui: render", "request_id", webui.RequestID(w), "page", name, "err", err)
-		http.Error(w, "internal error", http.StatusInternalServerError)
-	}
+	webui.RenderPage(p.logger, "admin ui", w, r, t, name, status, v)
 }
 
 // render writes a page of the signed-in panel: with the navigation, the
@@ -71,20 +67,22 @@ func (p *panel) render(w http.ResponseWriter, q *request, status int, name strin
 	if v.Flash == nil {
 		v.Flash = q.takeFlash()
 	}
+	p.saveChanged(w, q)
+	p.renderPage(w, q.Request, status, name, v)
+}
+
+// saveChanged writes the cookie back when it changed.
+func (p *panel) saveChanged(w http.ResponseWriter, q *request) {
 	if q.dirty {
 		p.save(w, q.Request, q.st)
 		q.dirty = false
 	}
-	p.renderPage(w, q.Request, status, name, v)
 }
 
 // redirect answers a form with 303 See Other, writing the cookie back
 // first when it changed.
 func (p *panel) redirect(w http.ResponseWriter, q *request, target string) {
-	if q.dirty {
-		p.save(w, q.Request, q.st)
-		q.dirty = false
-	}
+	p.saveChanged(w, q)
 	http.Redirect(w, q.Request, target, http.StatusSeeOther)
 }
 
@@ -103,13 +101,7 @@ func (p *panel) renderError(w http.ResponseWriter, r *http.Request, err error) {
 		p.renderMessage(w, r, http.StatusServiceUnavailable, "Temporarily unavailable",
 			"The database or Redis is not answering. Nothing was changed; try again in a moment.")
 	default:
-		id := webui.RequestID(w)
-		p.logger.ErrorContext(r.Context(), "admin ui: internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
-		text := "Something went wrong on the server. Nothing you did caused it."
-		if id != "" {
-			text += " Request id: " + id + "."
-		}
-		p.renderMessage(w, r, http.StatusInternalServerError, "Server error", text)
+		p.renderMessage(w, r, http.StatusInternalServerError, "Server error", webui.ServerError(p.logger, "admin ui", w, r, err))
 	}
 }
 
@@ -123,18 +115,7 @@ func problems(err error) map[string]string {
 }
 
 // problemText joins a validation error's problems into one sentence.
-func problemText(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, m[k])
-	}
-	return strings.Join(parts, "; ")
-}
+func problemText(m map[string]string) string { return webui.JoinProblems(m, "; ") }
 
 // waitText says how long a rate-limited action must wait.
 func waitText(err error) string {
@@ -155,12 +136,7 @@ func waitText(err error) string {
 
 const timeLayout = "2006-01-02 15:04 UTC"
 
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return "—"
-	}
-	return t.UTC().Format(timeLayout)
-}
+func formatTime(t time.Time) string { return webui.FormatTime(t, timeLayout) }
 
 func formatTimePtr(t *time.Time) string {
 	if t == nil {

@@ -35,10 +35,7 @@ type state struct {
 }
 
 // flash is a one-time message: Kind is "ok", "warn" or "error".
-type flash struct {
-	Kind string `json:"k"`
-	Text string `json:"t"`
-}
+type flash = webui.Flash
 
 // readState opens the request's cookie; ok is false when there is none, it
 // does not open, or its sign-in has expired.

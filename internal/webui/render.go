@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"log/slog"
 	"net/http"
 	"path"
 	"strings"
@@ -71,4 +72,26 @@ func Render(w http.ResponseWriter, t *template.Template, status int, data any) e
 	w.WriteHeader(status)
 	_, _ = buf.WriteTo(w)
 	return nil
+}
+
+// ServerError logs an unexpected error of a page once, with the request
+// id, under ui ("admin ui"), and returns the sentence the error page shows,
+// which names that id.
+func ServerError(logger *slog.Logger, ui string, w http.ResponseWriter, r *http.Request, err error) string {
+	id := RequestID(w)
+	logger.ErrorContext(r.Context(), ui+": internal error", "request_id", id, "method", r.Method, "path", r.URL.Path, "err", err)
+	text := "Something went wrong on the server. Nothing you did caused it."
+	if id != "" {
+		text += " Request id: " + id + "."
+	}
+	return text
+}
+
+// RenderPage is Render for a page of ui ("admin ui") named name: a
+// failure to render is logged and answered with a plain 500.
+func RenderPage(logger *slog.Logger, ui string, w http.ResponseWriter, r *http.Request, t *template.Template, name string, status int, data any) {
+	if err := Render(w, t, status, data); err != nil {
+		logger.ErrorContext(r.Context(), ui+": render", "request_id", RequestID(w), "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+	}
 }

@@ -1,9 +1,11 @@
-// Package webuitest starts a headless browser for the pages' browser tests
-// (internal/adminui, internal/accountui).
+// Package webuitest holds what the pages' tests (internal/adminui,
+// internal/accountui) share: a headless browser for the browser tests, and
+// the check of the security headers every page carries.
 package webuitest
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,5 +129,26 @@ func (b Tab) WantText(what, sel string, wants ...string) {
 		if !strings.Contains(got, w) {
 			b.T.Fatalf("%s: %s says %q, want %q in it", what, sel, got, w)
 		}
+	}
+}
+
+// WantCSP is the Content-Security-Policy every page must carry, spelled
+// out rather than taken from webui, so that a change to it shows in a test.
+const WantCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+
+// CheckSecurityHeaders fails the test, and goes on, for each of the
+// Content-Security-Policy, X-Frame-Options and X-Content-Type-Options
+// headers of h that is not what every page must carry; what names the
+// answer.
+func CheckSecurityHeaders(t *testing.T, what string, h http.Header) {
+	t.Helper()
+	if got := h.Get("Content-Security-Policy"); got != WantCSP {
+		t.Errorf("%s: Content-Security-Policy = %q, want %q", what, got, WantCSP)
+	}
+	if got := h.Get("X-Frame-Options"); got != "DENY" {
+		t.Errorf("%s: X-Frame-Options = %q, want DENY", what, got)
+	}
+	if got := h.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("%s: X-Content-Type-Options = %q, want nosniff", what, got)
 	}
 }
