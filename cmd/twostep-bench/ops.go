@@ -381,43 +381,70 @@ func (b *bench) ensurePool(ctx context.Context) error {
 		return b.poolErr
 	}
 	n := b.cfg.totpUsers
-	users := make([]*enrolled, n)
 	var (
 		optsOnce sync.Once
 		opts     totp.Options // as the server advertises them; the same for every user
 	)
-	start := time.Now()
 	b.logger.Info("enrolling users with an authenticator", "users", n)
-	failed, err := b.forEachItem(ctx, n, func(ctx context.Context, client, i int) error {
+	e, err := enrolAll(ctx, b, n, func(ctx context.Context, client, i int) (*enrolled, error) {
 		u, o, err := b.enrol(ctx, client, i)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		users[i] = u
 		optsOnce.Do(func() { opts = o })
-		return nil
-	}, false)
-	if err := ctx.Err(); err != nil {
+		return u, nil
+	})
+	if err != nil {
 		return err
 	}
-	if failed == n {
-		b.poolErr = fmt.Errorf("enrol users: all %d failed, the first: %w", n, err)
+	if e.failed == n {
+		b.poolErr = fmt.Errorf("enrol users: all %d failed, the first: %w", n, e.first)
 		return b.poolErr
 	}
-	pool := &userPool{period: opts.Period, opts: opts}
+	b.poolNote = e.note("with an authenticator", "")
+	b.logger.Info("users enrolled", "users", len(e.users), "failed", e.failed, "took", e.took)
+	b.pool = &userPool{period: opts.Period, opts: opts, users: e.users}
+	return nil
+}
+
+// enrolment is how enrolling a pool's users went.
+type enrolment[U any] struct {
+	users  []*U          // those that enrolled, in item order
+	failed int           // how many did not
+	first  error         // the first failure
+	took   time.Duration // rounded to the millisecond
+}
+
+// enrolAll runs enrol for items 0..n-1 on the workers and keeps the users that enrolled (none
+// when every enrolment failed). It returns ctx's error when ctx ends first.
+func enrolAll[U any](ctx context.Context, b *bench, n int, enrol func(ctx context.Context, client, i int) (*U, error)) (enrolment[U], error) {
+	start := time.Now()
+	users := make([]*U, n)
+	failed, first := b.forEachItem(ctx, n, func(ctx context.Context, client, i int) error {
+		u, err := enrol(ctx, client, i)
+		users[i] = u
+		return err
+	}, false)
+	if err := ctx.Err(); err != nil {
+		return enrolment[U]{}, err
+	}
+	e := enrolment[U]{failed: failed, first: first, took: time.Since(start).Round(time.Millisecond)}
 	for _, u := range users {
 		if u != nil {
-			pool.users = append(pool.users, u)
+			e.users = append(e.users, u)
 		}
 	}
-	took := time.Since(start).Round(time.Millisecond)
-	b.poolNote = fmt.Sprintf("%d users enrolled with an authenticator in %v", len(pool.users), took)
-	if failed > 0 {
-		b.poolNote += fmt.Sprintf(" (%d failed, the first: %v)", failed, err)
+	return e, nil
+}
+
+// note is the report's line on the pool: "<n> users enrolled <how> in <took><tail>", then the
+// failures if there were any.
+func (e enrolment[U]) note(how, tail string) string {
+	s := fmt.Sprintf("%d users enrolled %s in %v%s", len(e.users), how, e.took, tail)
+	if e.failed > 0 {
+		s += fmt.Sprintf(" (%d failed, the first: %v)", e.failed, e.first)
 	}
-	b.logger.Info("users enrolled", "users", len(pool.users), "failed", failed, "took", took)
-	b.pool = pool
-	return nil
+	return s
 }
 
 // enrol registers the i-th pool account, logs it in, enables an authenticator and confirms it

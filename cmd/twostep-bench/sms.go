@@ -182,34 +182,18 @@ func (b *bench) ensureSMSPool(ctx context.Context) error {
 		return b.smsPoolErr
 	}
 	n := b.cfg.smsUsers
-	users := make([]*smsUser, n)
-	start := time.Now()
 	b.logger.Info("enrolling users with SMS", "users", n, "cooldown", b.smsCooldown)
-	failed, err := b.forEachItem(ctx, n, func(ctx context.Context, client, i int) error {
-		u, err := b.enrolSMS(ctx, client, i)
-		users[i] = u
-		return err
-	}, false)
-	if err := ctx.Err(); err != nil {
+	e, err := enrolAll(ctx, b, n, b.enrolSMS)
+	if err != nil {
 		return err
 	}
-	if failed == n {
-		b.smsPoolErr = fmt.Errorf("enrol users with SMS: all %d failed, the first: %w", n, err)
+	if e.failed == n {
+		b.smsPoolErr = fmt.Errorf("enrol users with SMS: all %d failed, the first: %w", n, e.first)
 		return b.smsPoolErr
 	}
-	pool := &smsPool{spacing: b.smsCooldown + smsSpacingMargin}
-	for _, u := range users {
-		if u != nil {
-			pool.users = append(pool.users, u)
-		}
-	}
-	took := time.Since(start).Round(time.Millisecond)
-	b.smsPoolNote = fmt.Sprintf("%d users enrolled with SMS in %v, each with its own phone", len(pool.users), took)
-	if failed > 0 {
-		b.smsPoolNote += fmt.Sprintf(" (%d failed, the first: %v)", failed, err)
-	}
-	b.logger.Info("users enrolled with SMS", "users", len(pool.users), "failed", failed, "took", took)
-	b.smsPool = pool
+	b.smsPoolNote = e.note("with SMS", ", each with its own phone")
+	b.logger.Info("users enrolled with SMS", "users", len(e.users), "failed", e.failed, "took", e.took)
+	b.smsPool = &smsPool{spacing: b.smsCooldown + smsSpacingMargin, users: e.users}
 	return nil
 }
 

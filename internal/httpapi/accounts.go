@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"errors"
 	"net/http"
 	"time"
@@ -95,11 +96,7 @@ func (s *server) handleLogin() http.Handler {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		login := req.Email
-		if login == "" {
-			login = req.Username
-		}
-		res, err := s.svc.Login(r.Context(), auth.LoginInput{Login: login, Password: req.Password}, meta(r))
+		res, err := s.svc.Login(r.Context(), auth.LoginInput{Login: cmp.Or(req.Email, req.Username), Password: req.Password}, meta(r))
 		if err != nil {
 			s.metrics.login("password", loginOutcome(err))
 			writeError(w, r, s.logger, err)

@@ -562,20 +562,12 @@ func TestRenewConcurrentReuse(t *testing.T) {
 		for round := range 5 {
 			_, refresh := e.signupAgain("ada@example.com")
 			const n = 16
-			statuses := make([]int, n)
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for i := range n {
-				wg.Go(func() {
-					<-start
-					statuses[i] = e.post("/authentication/renew", "", map[string]any{"refreshToken": refresh}).Status
-				})
-			}
-			close(start)
-			wg.Wait()
+			answers := atOnce(n, func(int) resp {
+				return e.post("/authentication/renew", "", map[string]any{"refreshToken": refresh})
+			})
 			ok := 0
-			for _, s := range statuses {
-				switch s {
+			for _, r := range answers {
+				switch s := r.Status; s {
 				case http.StatusOK:
 					ok++
 				case http.StatusUnauthorized:

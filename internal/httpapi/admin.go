@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -78,8 +79,8 @@ func toManagedUserJSON(u auth.User) managedUserJSON {
 }
 
 // queryInt reads an optional positive integer query parameter (empty: 0).
-func queryInt(r *http.Request, name string) (int, error) {
-	v := r.URL.Query().Get(name)
+func queryInt(query url.Values, name string) (int, error) {
+	v := query.Get(name)
 	if v == "" {
 		return 0, nil
 	}
@@ -91,8 +92,8 @@ func queryInt(r *http.Request, name string) (int, error) {
 }
 
 // queryTime reads an optional RFC 3339 query parameter (empty: zero time).
-func queryTime(r *http.Request, name string) (time.Time, error) {
-	v := r.URL.Query().Get(name)
+func queryTime(query url.Values, name string) (time.Time, error) {
+	v := query.Get(name)
 	if v == "" {
 		return time.Time{}, nil
 	}
@@ -109,12 +110,12 @@ func (s *server) handleListUsers() http.Handler {
 		NextCursor *string           `json:"nextCursor"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		limit, err := queryInt(r, "limit")
+		q := r.URL.Query()
+		limit, err := queryInt(q, "limit")
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		q := r.URL.Query()
 		page, err := s.svc.ListUsers(r.Context(), principal(r), auth.UserQuery{Query: q.Get("query"), Limit: limit, Cursor: q.Get("cursor")})
 		if err != nil {
 			writeError(w, r, s.logger, err)
@@ -219,12 +220,13 @@ func (s *server) handleAudit() http.Handler {
 		NextCursor *string          `json:"nextCursor"`
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, err := auditQuery(r)
+		v := r.URL.Query()
+		q, err := auditQuery(v)
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		switch r.URL.Query().Get("format") {
+		switch v.Get("format") {
 		case "", "json":
 		case "csv":
 			s.exportAudit(w, r, q)
@@ -246,17 +248,16 @@ func (s *server) handleAudit() http.Handler {
 	})
 }
 
-func auditQuery(r *http.Request) (auth.AuditQuery, error) {
-	v := r.URL.Query()
+func auditQuery(v url.Values) (auth.AuditQuery, error) {
 	q := auth.AuditQuery{UserID: v.Get("userId"), ActorID: v.Get("actorId"), Type: v.Get("type"), Cursor: v.Get("cursor")}
 	var err error
-	if q.Limit, err = queryInt(r, "limit"); err != nil {
+	if q.Limit, err = queryInt(v, "limit"); err != nil {
 		return auth.AuditQuery{}, err
 	}
-	if q.Since, err = queryTime(r, "since"); err != nil {
+	if q.Since, err = queryTime(v, "since"); err != nil {
 		return auth.AuditQuery{}, err
 	}
-	if q.Until, err = queryTime(r, "until"); err != nil {
+	if q.Until, err = queryTime(v, "until"); err != nil {
 		return auth.AuditQuery{}, err
 	}
 	return q, nil

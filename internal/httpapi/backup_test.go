@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,17 +27,41 @@ func backupSet(t *testing.T, r resp) []string {
 	if len(out.Codes) != 10 || !slices.Equal(out.Codes, out.BackupCodes) {
 		t.Fatalf("backup codes answer = %s, want the same 10 codes under codes and backupCodes", r.Body)
 	}
+	wantBackupCodes(t, "backup codes", r, out.Codes)
+	return out.Codes
+}
+
+// enabledJSON is the answer to POST /twoFa/enable/verify.
+type enabledJSON struct {
+	Message     string   `json:"message"`
+	Method      string   `json:"method"`
+	BackupCodes []string `json:"backupCodes"`
+}
+
+// decodeEnabled decodes r, an answer to POST /twoFa/enable/verify.
+func decodeEnabled(t *testing.T, r resp) enabledJSON {
+	t.Helper()
+	var conf enabledJSON
+	if err := json.Unmarshal(r.Body, &conf); err != nil {
+		t.Fatal(err)
+	}
+	return conf
+}
+
+// wantBackupCodes checks that codes, taken from the answer r to what, are
+// distinct and well formed, and that r is not to be stored.
+func wantBackupCodes(t *testing.T, what string, r resp, codes []string) {
+	t.Helper()
 	seen := map[string]bool{}
-	for _, c := range out.Codes {
+	for _, c := range codes {
 		if !backupCodeFormat.MatchString(c) || seen[c] {
 			t.Errorf("backup code %q: want distinct XXXX-XXXX-XXXX-XXXX codes", c)
 		}
 		seen[c] = true
 	}
 	if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
-		t.Errorf("backup codes Cache-Control = %q, want no-store", cc)
+		t.Errorf("%s Cache-Control = %q, want no-store", what, cc)
 	}
-	return out.Codes
 }
 
 // TestRecover logs in with a backup code, once per code.
@@ -217,17 +240,7 @@ func TestRecoverOnceConcurrently(t *testing.T) {
 		for i := range toks {
 			toks[i] = e.challenge(u)
 		}
-		answers := make([]resp, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range toks {
-			wg.Go(func() {
-				<-start
-				answers[i] = e.recoverWith(toks[i], u.backup[0])
-			})
-		}
-		close(start)
-		wg.Wait()
+		answers := atOnce(n, func(i int) resp { return e.recoverWith(toks[i], u.backup[0]) })
 		var winner resp
 		ok := 0
 		for _, r := range answers {

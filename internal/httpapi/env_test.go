@@ -271,6 +271,23 @@ func (e *env) get(path, token string) resp {
 }
 
 // mustStatus fails the test unless r has status want.
+// atOnce makes n calls of fn, released together, and returns their answers
+// in call order.
+func atOnce(n int, fn func(i int) resp) []resp {
+	out := make([]resp, n)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			out[i] = fn(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return out
+}
+
 func mustStatus(t testing.TB, what string, r resp, want int) {
 	t.Helper()
 	if r.Status != want {

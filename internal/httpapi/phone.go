@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 
 	"github.com/twostep-auth/twostep/internal/auth"
@@ -26,11 +27,7 @@ func (s *server) handleChangePhone() http.Handler {
 			writeError(w, r, s.logger, err)
 			return
 		}
-		phone := req.Phone
-		if phone == "" {
-			phone = req.PhoneNumber
-		}
-		to, err := s.svc.ChangePhone(r.Context(), principal(r), phone, req.Code, meta(r))
+		to, err := s.svc.ChangePhone(r.Context(), principal(r), cmp.Or(req.Phone, req.PhoneNumber), req.Code, meta(r))
 		if err != nil {
 			writeError(w, r, s.logger, err)
 			return

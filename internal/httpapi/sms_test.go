@@ -387,14 +387,7 @@ func TestSMSTwoFactor(t *testing.T) {
 		wantErr(t, "enable/verify with a wrong code", p.post(pathEnableVerify, u.access, map[string]any{"code": otherCode(code, 1)}), http.StatusUnauthorized, "invalid_code")
 		r = p.post(pathEnableVerify, u.access, map[string]any{"code": code, "method": "sms"})
 		mustStatus(t, "enable/verify", r, http.StatusOK)
-		var conf struct {
-			Message     string   `json:"message"`
-			Method      string   `json:"method"`
-			BackupCodes []string `json:"backupCodes"`
-		}
-		if err := json.Unmarshal(r.Body, &conf); err != nil {
-			t.Fatal(err)
-		}
+		conf := decodeEnabled(t, r)
 		if conf.Message != "2FA enabled" || conf.Method != "sms" || len(conf.BackupCodes) != 10 {
 			t.Errorf("enable/verify = %s, want 2FA enabled, method sms and 10 backup codes", r.Body)
 		}
@@ -1005,21 +998,10 @@ func TestPhoneSingleUseUnderConcurrency(t *testing.T) {
 
 		const n = 20
 		race := func(body map[string]any, path string) map[int]int {
-			var wg sync.WaitGroup
-			var mu sync.Mutex
 			statuses := map[int]int{}
-			start := make(chan struct{})
-			for range n {
-				wg.Go(func() {
-					<-start
-					r := p.post(path, "", body)
-					mu.Lock()
-					statuses[r.Status]++
-					mu.Unlock()
-				})
+			for _, r := range atOnce(n, func(int) resp { return p.post(path, "", body) }) {
+				statuses[r.Status]++
 			}
-			close(start)
-			wg.Wait()
 			return statuses
 		}
 		if got := race(map[string]any{"phone": adaPhone, "code": code}, pathPhoneLogin); got[http.StatusOK] != 1 || got[http.StatusUnauthorized] != n-1 {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"cmp"
 	"net/http"
 	"time"
 
@@ -86,11 +87,7 @@ func (s *server) handleEnable() http.Handler {
 		case "":
 			writeError(w, r, s.logger, &auth.ValidationError{Problems: map[string]string{"method": "is required: authenticator or sms"}})
 		case auth.MethodSMS:
-			phone := req.Phone
-			if phone == "" {
-				phone = req.PhoneNumber
-			}
-			to, err := s.svc.EnableSMS(r.Context(), principal(r), phone, req.Label, req.Code, meta(r))
+			to, err := s.svc.EnableSMS(r.Context(), principal(r), cmp.Or(req.Phone, req.PhoneNumber), req.Label, req.Code, meta(r))
 			if err != nil {
 				writeError(w, r, s.logger, err)
 				return

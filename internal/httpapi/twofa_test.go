@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -72,27 +71,11 @@ func TestTwoFaEnrolment(t *testing.T) {
 		code := e.code(secret)
 		r = e.call(http.MethodPost, "/authentication/twoFa/enable/verify", access, map[string]any{"code": code})
 		mustStatus(t, "enable/verify", r, http.StatusOK)
-		var conf struct {
-			Message     string   `json:"message"`
-			Method      string   `json:"method"`
-			BackupCodes []string `json:"backupCodes"`
-		}
-		if err := json.Unmarshal(r.Body, &conf); err != nil {
-			t.Fatal(err)
-		}
+		conf := decodeEnabled(t, r)
 		if conf.Message != "2FA enabled" || conf.Method != "authenticator" || len(conf.BackupCodes) != 10 {
 			t.Fatalf("enable/verify = %s, want 2FA enabled, authenticator, 10 backup codes", r.Body)
 		}
-		seen := map[string]bool{}
-		for _, c := range conf.BackupCodes {
-			if !backupCodeFormat.MatchString(c) || seen[c] {
-				t.Errorf("backup code %q: want distinct XXXX-XXXX-XXXX-XXXX codes", c)
-			}
-			seen[c] = true
-		}
-		if cc := r.Header.Get("Cache-Control"); cc != "no-store" {
-			t.Errorf("enable/verify Cache-Control = %q, want no-store", cc)
-		}
+		wantBackupCodes(t, "enable/verify", r, conf.BackupCodes)
 
 		// Nothing is pending any more.
 		wantErr(t, "enable/verify with nothing pending", e.call(http.MethodPost, "/authentication/twoFa/enable/verify", access, map[string]any{"code": code}), http.StatusBadRequest, "invalid_request")
@@ -377,16 +360,9 @@ func TestTwoFaVerifyOnceConcurrently(t *testing.T) {
 		}
 		code := e.code(u.secret)
 		statuses := make([]int, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range toks {
-			wg.Go(func() {
-				<-start
-				statuses[i] = e.verify(toks[i], map[string]any{"code": code}).Status
-			})
+		for i, r := range atOnce(n, func(i int) resp { return e.verify(toks[i], map[string]any{"code": code}) }) {
+			statuses[i] = r.Status
 		}
-		close(start)
-		wg.Wait()
 		ok := 0
 		for _, s := range statuses {
 			switch s {

@@ -41,3 +41,24 @@ func Do(hc *http.Client, req *http.Request) (int, []byte, error) {
 	}
 	return resp.StatusCode, body, nil
 }
+
+// StatusError classifies a provider's HTTP status, with desc (what was
+// sent and the status, for the message) leading the error: nil for a 2xx;
+// ErrUnavailable for a 429 or a 5xx; ErrInvalidNumber for a 4xx when
+// invalidNumber (the provider's answer blames the destination);
+// ErrRejected for any other 4xx; and ErrUnavailable, as unexpected, for
+// anything else.
+func StatusError(desc string, status int, invalidNumber bool) error {
+	switch {
+	case status >= 200 && status < 300:
+		return nil
+	case status == http.StatusTooManyRequests || status >= 500:
+		return fmt.Errorf("%s: %w", desc, ErrUnavailable)
+	case status >= 400 && invalidNumber:
+		return fmt.Errorf("%s: %w", desc, ErrInvalidNumber)
+	case status >= 400:
+		return fmt.Errorf("%s: %w", desc, ErrRejected)
+	default:
+		return fmt.Errorf("%s: unexpected status: %w", desc, ErrUnavailable)
+	}
+}

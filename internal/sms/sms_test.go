@@ -2,6 +2,7 @@ package sms
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -114,5 +115,37 @@ func TestMessageHidesSecrets(t *testing.T) {
 	}
 	if got, want := m.String(), "call to +1******2671 (login)"; got != want {
 		t.Errorf("String() = %q, want %q", got, want)
+	}
+}
+
+func TestStatusError(t *testing.T) {
+	tests := []struct {
+		status  int
+		invalid bool
+		want    error // nil: no error
+	}{
+		{200, false, nil},
+		{202, true, nil},
+		{429, true, ErrUnavailable},
+		{500, false, ErrUnavailable},
+		{503, true, ErrUnavailable},
+		{400, true, ErrInvalidNumber},
+		{404, true, ErrInvalidNumber},
+		{400, false, ErrRejected},
+		{401, false, ErrRejected},
+		{302, true, ErrUnavailable},
+		{100, false, ErrUnavailable},
+	}
+	for _, tt := range tests {
+		err := StatusError("p: status", tt.status, tt.invalid)
+		if tt.want == nil {
+			if err != nil {
+				t.Errorf("StatusError(%d, %v) = %v, want nil", tt.status, tt.invalid, err)
+			}
+			continue
+		}
+		if !errors.Is(err, tt.want) || !strings.HasPrefix(err.Error(), "p: status: ") {
+			t.Errorf("StatusError(%d, %v) = %v, want %v after the description", tt.status, tt.invalid, err, tt.want)
+		}
 	}
 }

@@ -6,6 +6,7 @@ package plivo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -74,10 +75,7 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 	if c.Answers == nil || c.PublicURL == "" {
 		return fmt.Errorf("plivo: calls need PublicURL and an AnswerStore: %w", sms.ErrUnavailable)
 	}
-	from := c.CallFrom
-	if from == "" {
-		from = c.From
-	}
+	from := cmp.Or(c.CallFrom, c.From)
 	id, err := c.Answers.Put(answerXML(text))
 	if err != nil {
 		return fmt.Errorf("plivo: Call: %w: %w", sms.ErrUnavailable, err)
@@ -109,10 +107,7 @@ func answerXML(text string) []byte {
 // post sends body as JSON to the account's resource ("Message" or "Call")
 // and classifies the answer.
 func (c *Client) post(ctx context.Context, resource string, body map[string]string) error {
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
+	base := cmp.Or(c.BaseURL, DefaultBaseURL)
 	endpoint := strings.TrimSuffix(base, "/") + "/v1/Account/" + url.PathEscape(c.AuthID) + "/" + resource + "/"
 	payload, err := json.Marshal(body)
 	if err != nil {
@@ -138,8 +133,7 @@ func (c *Client) post(ctx context.Context, resource string, body map[string]stri
 	_ = json.Unmarshal(raw, &reply) // a body that is not Plivo's JSON leaves reply zero
 	desc := fmt.Sprintf("plivo: %s: status %d", resource, status)
 
-	switch {
-	case status >= 200 && status < 300:
+	if status >= 200 && status < 300 {
 		// A message to one invalid number can come back 202 with the
 		// number under invalid_number and nothing queued.
 		if resource == "Message" && len(reply.InvalidNumber) > 0 && len(reply.MessageUUID) == 0 {
@@ -151,16 +145,7 @@ func (c *Client) post(ctx context.Context, resource string, body map[string]stri
 	if text != "" {
 		desc += " (" + sms.Redact(text) + ")"
 	}
-	switch {
-	case status == http.StatusTooManyRequests || status >= 500:
-		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case status == http.StatusBadRequest && aboutDestination(text):
-		return fmt.Errorf("%s: %w", desc, sms.ErrInvalidNumber)
-	case status >= 400 && status < 500:
-		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
-	default:
-		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
-	}
+	return sms.StatusError(desc, status, status == http.StatusBadRequest && aboutDestination(text))
 }
 
 // errorText turns Plivo's "error" member, usually a string and sometimes

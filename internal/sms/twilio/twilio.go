@@ -6,6 +6,7 @@ package twilio
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"encoding/xml"
@@ -80,10 +81,7 @@ func (c *Client) Send(ctx context.Context, m sms.Message) error {
 		form.Set("Body", m.Body)
 	case sms.ChannelCall:
 		resource = "Calls.json"
-		from := c.CallFrom
-		if from == "" {
-			from = c.From
-		}
+		from := cmp.Or(c.CallFrom, c.From)
 		if from == "" || isMessagingService(from) {
 			return fmt.Errorf("twilio: calls need a Twilio phone number as caller ID: %w", sms.ErrUnavailable)
 		}
@@ -97,10 +95,7 @@ func (c *Client) Send(ctx context.Context, m sms.Message) error {
 
 // post sends form to the account's resource and classifies the answer.
 func (c *Client) post(ctx context.Context, resource string, form url.Values) error {
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
+	base := cmp.Or(c.BaseURL, DefaultBaseURL)
 	endpoint := strings.TrimSuffix(base, "/") + "/2010-04-01/Accounts/" + url.PathEscape(c.AccountSID) + "/" + resource
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
@@ -124,16 +119,7 @@ func (c *Client) post(ctx context.Context, resource string, form url.Values) err
 	if e.Code != 0 {
 		desc += fmt.Sprintf(", error %d (%s)", e.Code, sms.Redact(e.Message))
 	}
-	switch {
-	case status == http.StatusTooManyRequests || status >= 500:
-		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case status >= 400 && invalidNumber[e.Code]:
-		return fmt.Errorf("%s: %w", desc, sms.ErrInvalidNumber)
-	case status >= 400:
-		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
-	default:
-		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
-	}
+	return sms.StatusError(desc, status, invalidNumber[e.Code])
 }
 
 // isMessagingService reports whether from is a Messaging Service SID:

@@ -6,6 +6,7 @@ package vonage
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -145,10 +146,7 @@ func (c *Client) text(ctx context.Context, to, body string) error {
 		// characters outside that alphabet.
 		form.Set("type", "unicode")
 	}
-	base := c.BaseURL
-	if base == "" {
-		base = DefaultBaseURL
-	}
+	base := cmp.Or(c.BaseURL, DefaultBaseURL)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/sms/json", strings.NewReader(form.Encode()))
 	if err != nil {
 		return fmt.Errorf("vonage: sms: build request: %w", sms.ErrRejected)
@@ -159,7 +157,7 @@ func (c *Client) text(ctx context.Context, to, body string) error {
 	if err != nil {
 		return fmt.Errorf("vonage: sms: %w", err)
 	}
-	if err := httpStatusError("vonage: sms", status, ""); err != nil {
+	if err := sms.StatusError(fmt.Sprintf("vonage: sms: status %d", status), status, false); err != nil {
 		return err
 	}
 	var reply smsReply
@@ -206,10 +204,7 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 	if c.ApplicationID == "" || c.PrivateKey == nil {
 		return fmt.Errorf("vonage: calls need an application ID and private key: %w", sms.ErrUnavailable)
 	}
-	from := c.CallFrom
-	if from == "" {
-		from = c.From
-	}
+	from := cmp.Or(c.CallFrom, c.From)
 	payload, err := json.Marshal(struct {
 		To   []endpoint `json:"to"`
 		From endpoint   `json:"from"`
@@ -226,10 +221,7 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 	if err != nil {
 		return fmt.Errorf("vonage: call: %w: %w", sms.ErrRejected, err)
 	}
-	base := c.APIURL
-	if base == "" {
-		base = DefaultAPIURL
-	}
+	base := cmp.Or(c.APIURL, DefaultAPIURL)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(base, "/")+"/v1/calls", bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("vonage: call: build request: %w", sms.ErrRejected)
@@ -267,30 +259,11 @@ func (c *Client) call(ctx context.Context, to, text string) error {
 			toInvalid = true
 		}
 	}
-	text = strings.Join(parts, "; ")
-	if status == http.StatusBadRequest && toInvalid {
-		return fmt.Errorf("vonage: call: status %d (%s): %w", status, sms.Redact(text), sms.ErrInvalidNumber)
+	desc := fmt.Sprintf("vonage: call: status %d", status)
+	if len(parts) > 0 {
+		desc += " (" + sms.Redact(strings.Join(parts, "; ")) + ")"
 	}
-	return httpStatusError("vonage: call", status, text)
-}
-
-// httpStatusError classifies a non-2xx HTTP status: 429 and 5xx are
-// sms.ErrUnavailable, other 4xx sms.ErrRejected. It returns nil for 2xx.
-func httpStatusError(what string, status int, text string) error {
-	desc := fmt.Sprintf("%s: status %d", what, status)
-	if text != "" {
-		desc += " (" + sms.Redact(text) + ")"
-	}
-	switch {
-	case status >= 200 && status < 300:
-		return nil
-	case status == http.StatusTooManyRequests || status >= 500:
-		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case status >= 400:
-		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
-	default:
-		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
-	}
+	return sms.StatusError(desc, status, status == http.StatusBadRequest && toInvalid)
 }
 
 // jwt returns a new RS256 token for the Voice API, with the claims Vonage

@@ -164,18 +164,7 @@ func (c *Client) Send(ctx context.Context, m sms.Message) error {
 	if answer.Error != "" {
 		desc += " (" + sms.Redact(answer.Error) + ")"
 	}
-	switch {
-	case status >= 200 && status < 300:
-		return nil
-	case status == http.StatusTooManyRequests || status >= 500:
-		return fmt.Errorf("%s: %w", desc, sms.ErrUnavailable)
-	case status >= 400 && answer.Error == "invalid_number":
-		return fmt.Errorf("%s: %w", desc, sms.ErrInvalidNumber)
-	case status >= 400:
-		return fmt.Errorf("%s: %w", desc, sms.ErrRejected)
-	default:
-		return fmt.Errorf("%s: unexpected status: %w", desc, sms.ErrUnavailable)
-	}
+	return sms.StatusError(desc, status, answer.Error == "invalid_number")
 }
 
 // Sign returns the lower-case hex HMAC-SHA-256, keyed by secret, of
