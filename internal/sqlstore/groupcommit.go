@@ -87,9 +87,10 @@ func (r *txReq) finish(err error) {
 
 // run runs fn in a transaction of the next group and returns once that
 // group has committed or rolled fn back. A ctx that ends before fn starts
-// returns at once and fn never runs; once fn has started it runs to the
-// end (its statements ignore cancellation, which on SQLite would roll back
-// the whole group) and run waits for the commit.
+// returns at once and fn never runs, unless this caller is the one running
+// the group (it finishes the group for the others first); once fn has
+// started it runs to the end (its statements ignore cancellation, which on
+// SQLite would roll back the whole group) and run waits for the commit.
 func (g *groupCommitter) run(ctx context.Context, fn func(s store) error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

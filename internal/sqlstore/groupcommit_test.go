@@ -966,6 +966,9 @@ func TestGroupCommitSingle(t *testing.T) {
 // TestGroupCommitCancelWhileEarlierRuns: a caller whose request a group has
 // taken, but whose fn has not started, returns as soon as its ctx ends,
 // without waiting for the fns ahead of it; its fn then never runs.
+//
+// The caller that leads a group cannot leave it, so the test leads the group
+// itself (holding the slot) to keep a and b both followers.
 func TestGroupCommitCancelWhileEarlierRuns(t *testing.T) {
 	db := openGroupTest(t)
 	unblock, started := make(chan struct{}), make(chan struct{})
@@ -980,7 +983,11 @@ func TestGroupCommitCancelWhileEarlierRuns(t *testing.T) {
 	waitQueue(t, db, 1)
 	b := startTx(db, ctx, insert("b"))
 	waitQueue(t, db, 2)
-	release()
+	led := make(chan struct{})
+	go func() {
+		defer close(led)
+		db.group.runGroup(db.group.take())
+	}()
 	<-started
 	cancel()
 	select {
@@ -992,6 +999,8 @@ func TestGroupCommitCancelWhileEarlierRuns(t *testing.T) {
 		t.Fatal("b, cancelled before its fn started, still waiting")
 	}
 	close(unblock)
+	<-led
+	release()
 	if res := <-a; res.err != nil || res.panicked {
 		t.Fatalf("a = %+v", res)
 	}
